@@ -25,9 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.helpers when run as a script
 
-from cure_bench.backends.cache import GenerationCache
-from cure_bench.backends.openai_backend import OpenAIGenerator
-from cure_bench.backends.runner import generate_all
+from cure_bench.generation.backends.openai_backend import OpenAIGenerator
+from cure_bench.generation.cache import GenerationCache
+from cure_bench.generation.runner import generate_all
 from cure_bench.types import SamplingParams
 from tests.helpers.fake_openai import FakeOpenAIServer
 

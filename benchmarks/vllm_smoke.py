@@ -65,8 +65,8 @@ def main() -> int:
     if importlib.util.find_spec("vllm") is None:
         print("vllm is not installed: pip install 'cure-toolkit[vllm]'", file=sys.stderr)
         return 2
-    from cure_bench.backends.hf_backend import HFGenerator
-    from cure_bench.backends.vllm_backend import VLLMGenerator
+    from cure_bench.generation.backends.hf_backend import HFGenerator
+    from cure_bench.generation.backends.vllm_backend import VLLMGenerator
 
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model

@@ -14,16 +14,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from cure_bench import rundir
 from cure_bench.config import BenchConfig, ModelConfig
 from cure_bench.errors import ConfigError, RunInterrupted
-from cure_bench.extract import extract_program, extract_test
-from cure_bench.prompts import PromptTemplate, coder_messages, load_template, prompt_hash, tester_messages
-from cure_bench.report import TaskRecord, build_manifest, write_outputs
+from cure_bench.generation.extract import extract_program, extract_test
+from cure_bench.generation.prompts import PromptTemplate, coder_messages, load_template, prompt_hash, tester_messages
+from cure_bench.runs import directory as rundir
+from cure_bench.runs.files import TaskRecord, build_manifest, write_outputs
 from cure_bench.types import ChatMessages, Completion, Generator, Task, TaskTable
 
 if TYPE_CHECKING:
-    from cure_bench.backends.cache import GenerationCache
+    from cure_bench.generation.cache import GenerationCache
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +59,9 @@ class BenchResult:
 
 def run_bench(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult:
     """Run the whole evaluation; returns the summary also written to ``<run_dir>/summary.json``."""
-    from cure_bench.datasets import load_dataset_tasks
-    from cure_bench.metrics import parse_bon_spec
-    from cure_bench.tasks import task_fingerprint
+    from cure_bench.scoring.metrics import parse_bon_spec
+    from cure_bench.tasks.reader import task_fingerprint
+    from cure_bench.tasks.registry import load_dataset_tasks
 
     progress = progress or NullProgress()
     started = time.time()
@@ -135,7 +135,7 @@ def _generation_settings(
 
 
 def _open_generator(model_cfg: ModelConfig) -> tuple[Generator, dict[str, Any]]:
-    from cure_bench.backends import choose_backend, make_generator
+    from cure_bench.generation.backends import choose_backend, make_generator
 
     backend, reason = choose_backend(model_cfg.model, model_cfg.base_url, model_cfg.backend)
     log.info("%s: backend %s (%s)", model_cfg.model, backend, reason)
@@ -155,7 +155,7 @@ def _generate(
     progress: Progress,
 ) -> tuple[list[list[Completion]], list[list[Completion]], dict[str, Any]]:
     """Ask every model for what the cache lacks; same-identity roles share one generator and one batch."""
-    from cure_bench.backends.cache import GenerationCache
+    from cure_bench.generation.cache import GenerationCache
 
     n_tasks = len(coder_msgs)
     coder_prompts = [(m, cfg.k_code) for m in coder_msgs]
@@ -182,7 +182,7 @@ def _run_generator(
     cfg: BenchConfig,
     progress: Progress,
 ) -> tuple[list[list[Completion]], dict[str, Any]]:
-    from cure_bench.backends.runner import generate_all
+    from cure_bench.generation.runner import generate_all
 
     generator, info = _open_generator(model_cfg)
     stage = f"generate ({model_cfg.model})"

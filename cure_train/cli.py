@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from cure_bench.cli_common import cli_errors, err_console, setup_logging
+from cure_bench.cli.common import cli_errors, err_console, setup_logging
 from cure_bench.errors import ConfigError
 
 ConfigArg = Annotated[Path | None, typer.Argument(help="The training config (YAML); see --print-default-config.")]
@@ -105,7 +105,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train one model as coder and unit tester with CURE's co-evolution RL (TRL GRPO underneath).
 
-        Several GPUs: accelerate launch --config_file cure_train/configs/zero2.yaml -m cure_bench.cli train CONFIG
+        Several GPUs: accelerate launch --config_file cure_train/configs/zero2.yaml -m cure_bench.cli.main train CONFIG
         (see docs/training.md).
         """
         from cure_train.config import default_config_text, load_config

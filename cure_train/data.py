@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cure_bench.prompts import PromptTemplate, coder_messages, tester_messages
+from cure_bench.generation.prompts import PromptTemplate, coder_messages, tester_messages
 from cure_bench.types import ChatMessages, Task
 
 CODE = "code"

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from cure_bench.errors import BackendError, ConfigError, ServerUnreachableError
-from cure_bench.extract import extract_test
 from cure_bench.fileio import atomic_write_jsonl
-from cure_bench.prompts import tester_messages
+from cure_bench.generation.extract import extract_test
+from cure_bench.generation.prompts import tester_messages
 from cure_bench.types import SamplingParams, Task, TestCase
 from cure_train.config import TesterConfig
 
@@ -103,9 +103,9 @@ def _parse_tests(payload: Any, url: str, task_id: str) -> list[TestCase]:
 
 
 def _from_model(tasks: Sequence[Task], cfg: TesterConfig, output_dir: Path) -> dict[str, list[TestCase]]:
-    from cure_bench.backends import choose_backend, make_generator
-    from cure_bench.backends.cache import GenerationCache
-    from cure_bench.backends.runner import generate_all
+    from cure_bench.generation.backends import choose_backend, make_generator
+    from cure_bench.generation.cache import GenerationCache
+    from cure_bench.generation.runner import generate_all
 
     if cfg.model is None:
         raise ConfigError("reward.tester: set url or model for label-free mode")

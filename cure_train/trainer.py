@@ -5,7 +5,7 @@ reference model, DeepSpeed/accelerate, checkpoints); CURE contributes three thin
 
 * the data: one row per (task, role), ordered by :class:`~cure_train.data.TaskPairSampler` so a task's
   programs and tests are generated in the same batch;
-* the reward: :class:`~cure_train.judge.CureJudge` returns CURE's advantages, and ``scale_rewards="none"``
+* the reward: :class:`~cure_train.reward_fn.CureJudge` returns CURE's advantages, and ``scale_rewards="none"``
   makes TRL's group normalisation (``r - mean(group)``) the identity on them;
 * the bookkeeping: step log, checkpoint and evaluation schedule in CURE steps
   (:class:`~cure_train.steplog.CureStepCallback`).
@@ -162,7 +162,7 @@ def _trainer_class() -> type:
 
 
 def load_training_tasks(cfg: TrainConfig) -> list[Task]:
-    from cure_bench.datasets import load_dataset_tasks
+    from cure_bench.tasks.registry import load_dataset_tasks
 
     tasks, resolved = load_dataset_tasks(cfg.train_dataset, limit=cfg.train_limit)
     if len(tasks) < cfg.rollout.n_tasks_per_step:
@@ -188,7 +188,7 @@ def hidden_columns(cfg: TrainConfig, tasks: list[Task]) -> list[list[TestCase]]:
 
 def prompt_settings(cfg: TrainConfig) -> PromptSettings:
     """The two prompts of a task, as configured (post_stage hides the public examples, as upstream)."""
-    from cure_bench.prompts import load_template
+    from cure_bench.generation.prompts import load_template
 
     return PromptSettings(
         coder_template=load_template(cfg.prompts.coder, "coder", "prompts.coder") if cfg.prompts.coder else None,
@@ -200,7 +200,7 @@ def prompt_settings(cfg: TrainConfig) -> PromptSettings:
 
 def make_judge(cfg: TrainConfig, tasks: list[Task], hidden: list[list[TestCase]]) -> Any:
     """The reward function: CURE's reward assignment over a sandbox started on first use."""
-    from cure_train.judge import CureJudge, sandbox_builder
+    from cure_train.reward_fn import CureJudge, sandbox_builder
 
     rcfg = cfg.reward
     return CureJudge(

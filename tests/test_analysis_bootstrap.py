@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cure_bench.analysis.bootstrap import mean_interval, metric_intervals, ratio_interval, resample_counts
-from cure_bench.metrics import compute_metrics, unflatten
+from cure_bench.scoring.metrics import compute_metrics, unflatten
 from tests.test_analysis_rankers import make_table, random_table
 
 

@@ -11,9 +11,9 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from cure_bench.analysis.rankers import TaskArrays, codet_scores, expected_pick, row_keys
 from cure_bench.analysis.surface import SurfaceSettings, compute_surface
-from cure_bench.metrics import compute_metrics
+from cure_bench.scoring.metrics import compute_metrics
+from cure_bench.scoring.rankers import TaskArrays, codet_scores, expected_pick, row_keys
 from cure_bench.types import TaskTable, Verdict
 
 A, W, N = Verdict.ACCEPTED, Verdict.WRONG_ANSWER, Verdict.NO_PROGRAM

@@ -13,9 +13,9 @@ import pytest
 
 from cure_bench.analysis import AnalysisSettings, SurfaceSettings, build_report, load_run
 from cure_bench.analysis.rescore import RescoreOptions, rescore_run
-from cure_bench.analysis.run import RunDirError
 from cure_bench.errors import ConfigError, DatasetError
-from cure_bench.metrics import compute_metrics
+from cure_bench.runs.reader import RunDirError
+from cure_bench.scoring.metrics import compute_metrics
 from cure_bench.types import TaskTable, TestCase
 from tests.test_analysis_rankers import make_table, random_table
 
@@ -218,8 +218,8 @@ def write_dataset(path: Path) -> dict[str, Any]:
         },
     ]
     path.write_text(json.dumps(rows), encoding="utf-8")
-    from cure_bench.datasets import load_dataset_tasks
-    from cure_bench.tasks import task_fingerprint
+    from cure_bench.tasks.reader import task_fingerprint
+    from cure_bench.tasks.registry import load_dataset_tasks
 
     tasks, resolved = load_dataset_tasks(path)
     return {"name": "adds", "path": str(path), "sha256": resolved.sha256, "fingerprint": task_fingerprint(tasks)}

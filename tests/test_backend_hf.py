@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cure_bench.backends.hf_backend import HFGenerator, resolve_model
 from cure_bench.errors import BackendError, ConfigError, MissingExtraError
+from cure_bench.generation.backends.hf_backend import HFGenerator, resolve_model
 from cure_bench.types import Completion, GenerationRequest, Generator, SamplingParams
 from tests.helpers.tiny_model import build_tiny_model
 
@@ -203,7 +203,7 @@ def test_seeded_generation_leaves_the_callers_rng_alone(gen: HFGenerator) -> Non
 
 
 def test_the_factory_builds_it_with_cli_options(tiny_model_dir: Path) -> None:
-    from cure_bench.backends import make_generator
+    from cure_bench.generation.backends import make_generator
 
     gen = make_generator("hf", str(tiny_model_dir), device="cpu", dtype="auto", trust_remote_code=False, rpm=None)
     assert isinstance(gen, HFGenerator) and (gen.device, gen.dtype) == ("cpu", "float32")

@@ -19,13 +19,13 @@ from typing import Any
 
 import pytest
 
-from cure_bench.backends import choose_backend, make_generator, strip_reasoning
-from cure_bench.backends._openai_async import ClientSide
-from cure_bench.backends.cache import GenerationCache
-from cure_bench.backends.openai_backend import OpenAIGenerator
-from cure_bench.backends.ratelimit import estimate_request_tokens
-from cure_bench.backends.runner import generate_all
 from cure_bench.errors import AuthenticationError, BackendError, ConfigError, RunInterrupted, ServerUnreachableError
+from cure_bench.generation.backends import choose_backend, make_generator, strip_reasoning
+from cure_bench.generation.backends._openai_async import ClientSide
+from cure_bench.generation.backends.openai_backend import OpenAIGenerator
+from cure_bench.generation.backends.ratelimit import estimate_request_tokens
+from cure_bench.generation.cache import GenerationCache
+from cure_bench.generation.runner import generate_all
 from cure_bench.types import ChatMessages, Completion, Generator, SamplingParams
 from tests.helpers.fake_openai import FakeOpenAIServer
 
@@ -347,7 +347,7 @@ def test_choose_backend(model: str, base_url: str | None, requested: str | None,
 
 
 def test_choose_backend_local_model_without_cuda_is_hf(monkeypatch: pytest.MonkeyPatch) -> None:
-    import cure_bench.backends as backends
+    import cure_bench.generation.backends as backends
 
     monkeypatch.setattr(backends, "_cuda_visible", lambda: False)
     assert choose_backend("Qwen/Qwen2.5-0.5B-Instruct", None, "auto")[0] == "hf"
@@ -374,9 +374,9 @@ def test_make_generator_builds_openai_and_drops_foreign_options(caplog: pytest.L
 CHILD = textwrap.dedent(
     """
     import json, sys
-    from cure_bench.backends.cache import GenerationCache
-    from cure_bench.backends.openai_backend import OpenAIGenerator
-    from cure_bench.backends.runner import generate_all
+    from cure_bench.generation.cache import GenerationCache
+    from cure_bench.generation.backends.openai_backend import OpenAIGenerator
+    from cure_bench.generation.runner import generate_all
     from cure_bench.errors import RunInterrupted
     from cure_bench.types import SamplingParams
 

@@ -17,7 +17,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from cure_bench.backends.vllm_backend import (
+from cure_bench.errors import BackendError, ConfigError, MissingExtraError
+from cure_bench.generation.backends.vllm_backend import (
     EngineJob,
     EngineSample,
     EngineSpec,
@@ -26,7 +27,6 @@ from cure_bench.backends.vllm_backend import (
     VLLMGenerator,
     parse_gpu_groups,
 )
-from cure_bench.errors import BackendError, ConfigError, MissingExtraError
 from cure_bench.types import Completion, GenerationRequest, Generator, SamplingParams
 
 PARAMS = SamplingParams(temperature=0.8, top_p=0.9, max_tokens=64, seed=5)
@@ -384,7 +384,7 @@ def test_vllm_engine_without_a_chat_template_says_so(model_dir: str, fake_vllm: 
 
 
 def test_the_factory_passes_cli_options_through(model_dir: str) -> None:
-    from cure_bench.backends import make_generator
+    from cure_bench.generation.backends import make_generator
 
     factory = Factory()
     gen = make_generator(

@@ -170,7 +170,7 @@ def test_ctrl_c_then_rerun_completes_with_identical_metrics_and_no_sample_asked_
     srv = fake_openai(responder=ScriptedResponder(), api_key=KEY, latency=0.6)
     tasks = write_task_file(tmp_path / "tasks.jsonl")
     out = tmp_path / "interrupted"
-    args = [sys.executable, "-m", "cure_bench.cli", *bench_args(srv, tasks, out), "--concurrency", "1"]
+    args = [sys.executable, "-m", "cure_bench.cli.main", *bench_args(srv, tasks, out), "--concurrency", "1"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.time() + 60

@@ -31,7 +31,7 @@ def test_hf_backend_end_to_end_and_rerun_generates_nothing(tmp_path, tiny_model_
     rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and all(len(r["code_answers"]) == 2 for r in rows)
 
-    from cure_bench.backends import hf_backend
+    from cure_bench.generation.backends import hf_backend
 
     def must_not_generate(self, requests, on_sample):
         if requests:

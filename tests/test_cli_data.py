@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from cure_bench.cli import app
-from cure_bench.datasets import cached_path, find_spec
-from cure_bench.tasks import load_tasks, task_fingerprint
+from cure_bench.tasks.reader import load_tasks, task_fingerprint
+from cure_bench.tasks.registry import cached_path, find_spec
 
 runner = CliRunner()
 
@@ -46,8 +46,10 @@ def test_list_shows_registry_and_cache_state(tmp_path: Path) -> None:
 def test_validate_ok_and_problems(tmp_path: Path) -> None:
     good = tmp_path / "good.json"
     good.write_text(json.dumps(_rows(2)))
-    result = runner.invoke(app, ["data", "validate", str(good)])
-    assert result.exit_code == 0 and "2 valid" in result.output and "ok" in result.output
+    result = runner.invoke(app, ["data", "validate", str(good), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert (report["rows"], report["valid"], report["ok"], report["problems"]) == (2, 2, True, [])
     bad = tmp_path / "bad.jsonl"
     bad.write_text(
         json.dumps({"test_input": ["1"], "test_output": ["1"]}) + "\n" + json.dumps({"question": "x"}) + "\n"
@@ -57,6 +59,10 @@ def test_validate_ok_and_problems(tmp_path: Path) -> None:
     assert "row 0, field 'question': missing" in result.output
     assert "row 1, field 'test_input': missing" in result.output
     assert "2 problem(s)" in result.output
+    as_json = runner.invoke(app, ["data", "validate", str(bad), "--json"])
+    assert as_json.exit_code == 1
+    fields = [(p["row"], p["field"]) for p in json.loads(as_json.output)["problems"]]
+    assert fields == [(0, "question"), (1, "test_input")]
 
 
 def test_validate_missing_file(tmp_path: Path) -> None:

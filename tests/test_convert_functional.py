@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from cure_bench.convert.common import Skip
-from cure_bench.convert.functional import (
+from cure_bench.tasks.convert.common import Skip
+from cure_bench.tasks.convert.functional import (
     DICT_KEYS,
     ISCLOSE,
     KEYWORDS,
@@ -23,7 +23,7 @@ from cure_bench.convert.functional import (
     signature,
     stdio_program,
 )
-from cure_bench.convert.verify import (
+from cure_bench.tasks.convert.verify import (
     DICT_ORDER,
     FLOAT_PRECISION,
     INT_FLOAT,

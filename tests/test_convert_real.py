@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from cure_bench.convert import ConvertOptions, convert
-from cure_bench.tasks import load_tasks, validate_task_file
+from cure_bench.tasks.convert import ConvertOptions, convert
+from cure_bench.tasks.reader import load_tasks, validate_task_file
 from cure_bench.types import Task, Verdict
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"

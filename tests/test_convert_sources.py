@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from cure_bench.convert import ConvertOptions, convert, convert_rows
-from cure_bench.convert.common import ConversionReport, read_rows, report_path
-from cure_bench.convert.safe_pickle import UnsafePickleError, decode_test_cases, restricted_loads
-from cure_bench.datasets import load_dataset_tasks
 from cure_bench.errors import ConfigError, TaskFileError
-from cure_bench.tasks import load_tasks
+from cure_bench.tasks.convert import ConvertOptions, convert, convert_rows
+from cure_bench.tasks.convert.common import ConversionReport, read_rows, report_path
+from cure_bench.tasks.convert.safe_pickle import UnsafePickleError, decode_test_cases, restricted_loads
+from cure_bench.tasks.reader import load_tasks
+from cure_bench.tasks.registry import load_dataset_tasks
 
 FAST = ConvertOptions(workers=2)
 
@@ -60,7 +60,7 @@ MBPP_ROWS = [
 
 @pytest.mark.slow
 def test_mbpp_converts_and_verifies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import cure_bench.convert as convert_mod
+    import cure_bench.tasks.convert as convert_mod
 
     monkeypatch.setattr(convert_mod, "BATCH", 4)  # several batches through one sandbox, order kept
     out = tmp_path / "mbpp.json"

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from cure_bench import datasets as ds
-from cure_bench.datasets import (
+from cure_bench.errors import DatasetError
+from cure_bench.tasks import registry as ds
+from cure_bench.tasks.reader import file_sha256
+from cure_bench.tasks.registry import (
     REGISTRY,
     cached_path,
     default_cache_dir,
@@ -19,8 +21,6 @@ from cure_bench.datasets import (
     parse_date,
     resolve_dataset,
 )
-from cure_bench.errors import DatasetError
-from cure_bench.tasks import file_sha256
 
 
 def _rows(n: int, **dates: list[object]) -> list[dict[str, object]]:

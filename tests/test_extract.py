@@ -1,4 +1,4 @@
-from cure_bench.extract import extract_program, extract_test, strip_reasoning
+from cure_bench.generation.extract import extract_program, extract_test, strip_reasoning
 from cure_bench.types import TestCase
 
 

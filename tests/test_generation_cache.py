@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from cure_bench.backends.cache import GenerationCache
-from cure_bench.backends.runner import generate_all
 from cure_bench.errors import BackendError, ConfigError
+from cure_bench.generation.cache import GenerationCache
+from cure_bench.generation.runner import generate_all
 from cure_bench.types import ChatMessages, Completion, GenerationRequest, SampleCallback, SamplingParams
 
 MSG_A: ChatMessages = (("system", "be brief"), ("user", "task A"))
@@ -103,7 +103,7 @@ def test_sample_is_durable_the_moment_put_returns(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         import os
-        from cure_bench.backends.cache import GenerationCache
+        from cure_bench.generation.cache import GenerationCache
         from cure_bench.types import Completion
         cache = GenerationCache({str(path)!r})
         for i in range(3):

@@ -9,7 +9,7 @@ from fractions import Fraction
 import pytest
 
 from cure_bench.errors import ConfigError
-from cure_bench.metrics import (
+from cure_bench.scoring.metrics import (
     compute_metrics,
     correct_tests,
     parse_bon_spec,

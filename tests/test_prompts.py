@@ -3,8 +3,8 @@ import json
 import pytest
 
 from cure_bench.errors import ConfigError
-from cure_bench.prompts import coder_messages, load_template, prompt_hash
-from cure_bench.prompts import tester_messages as make_tester_messages
+from cure_bench.generation.prompts import coder_messages, load_template, prompt_hash
+from cure_bench.generation.prompts import tester_messages as make_tester_messages
 from cure_bench.types import Task, TestCase
 
 TASK = Task(

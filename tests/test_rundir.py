@@ -4,9 +4,9 @@ import time
 
 import pytest
 
-from cure_bench import rundir
 from cure_bench.config import BenchConfig, ModelConfig
 from cure_bench.errors import ConfigError
+from cure_bench.runs import directory as rundir
 from cure_bench.types import SamplingParams
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cure_bench.datasets import load_dataset_tasks
-from cure_bench.tasks import validate_task_file
+from cure_bench.tasks.reader import validate_task_file
+from cure_bench.tasks.registry import load_dataset_tasks
 from cure_bench.types import Task, Verdict
 
 

@@ -10,8 +10,8 @@ import pytest
 from cure_bench.errors import ConfigError
 from cure_bench.serve import ServeConfig
 from cure_bench.serve.client import _message_text, make_item, resolve_url
-from cure_bench.serve.metrics import Registry
-from cure_bench.serve.scoring import (
+from cure_bench.serve.prometheus import Registry
+from cure_bench.serve.reward_rules import (
     ExtractMode,
     RewardMode,
     best_index,

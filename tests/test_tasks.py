@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from cure_bench import tasks as tasks_mod
 from cure_bench.errors import TaskFileError
-from cure_bench.tasks import (
+from cure_bench.tasks import reader as tasks_mod
+from cure_bench.tasks.reader import (
     file_sha256,
     iter_task_rows,
     load_tasks,

@@ -10,7 +10,7 @@ import pytest
 
 from cure_bench.types import Task, TestCase
 from cure_train.data import CODE, TEST, PromptSettings, TaskPairSampler, build_rows, view_for_tester
-from cure_train.judge import CureJudge, expand_columns, group_rows, sandbox_builder
+from cure_train.reward_fn import CureJudge, expand_columns, group_rows, sandbox_builder
 from cure_train.rewards import RewardConfig, task_rewards
 
 

@@ -6,10 +6,10 @@ numpy is imported by these modules; matplotlib only when a plot is drawn.
 
 from cure_bench.analysis.analyze import AnalysisSettings, RunAnalysis, analyze_run
 from cure_bench.analysis.bootstrap import Interval, metric_intervals, resample_counts
-from cure_bench.analysis.rankers import RANKERS, TaskArrays, expected_pick
 from cure_bench.analysis.report import Report, build_report, rich_table
-from cure_bench.analysis.run import RunData, RunDirError, RunTask, load_run
 from cure_bench.analysis.surface import BonSurface, SurfaceSettings, compute_surface
+from cure_bench.runs.reader import RunData, RunDirError, RunTask, load_run
+from cure_bench.scoring.rankers import RANKERS, TaskArrays, expected_pick
 
 __all__ = [
     "RANKERS",

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from cure_bench.analysis.bootstrap import DEFAULT_RESAMPLES, Interval, mean_interval, metric_intervals, resample_counts
-from cure_bench.analysis.run import RunData
 from cure_bench.analysis.surface import BonSurface, SurfaceSettings, compute_surface
-from cure_bench.metrics import bon_key, metric_names
+from cure_bench.runs.reader import RunData
+from cure_bench.scoring.metrics import bon_key, metric_names
 
 log = logging.getLogger(__name__)
 

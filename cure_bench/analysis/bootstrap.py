@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from cure_bench.metrics import DEFAULT_BON, metric_names, pool_flat, task_contributions
+from cure_bench.scoring.metrics import DEFAULT_BON, metric_names, pool_flat, task_contributions
 from cure_bench.types import TaskTable
 
 DEFAULT_RESAMPLES = 1000

@@ -14,7 +14,7 @@ import numpy as np
 
 from cure_bench.analysis.analyze import RunAnalysis
 from cure_bench.analysis.bootstrap import Interval, paired_difference, resample_counts
-from cure_bench.metrics import bon_key, metric_names, task_contributions
+from cure_bench.scoring.metrics import bon_key, metric_names, task_contributions
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from cure_bench.analysis.analyze import RunAnalysis
-from cure_bench.analysis.rankers import RANKER_HELP
+from cure_bench.scoring.rankers import RANKER_HELP
 
 RANKER_STYLE = {
     "cure_first": ("#1f77b4", "CURE, first index on ties"),

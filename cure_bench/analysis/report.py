@@ -18,10 +18,10 @@ from cure_bench import __version__
 from cure_bench.analysis.analyze import AnalysisSettings, RunAnalysis, analyze_run, headline_names
 from cure_bench.analysis.bootstrap import Interval
 from cure_bench.analysis.compare import Difference, comparisons
-from cure_bench.analysis.rankers import RANKER_HELP
-from cure_bench.analysis.run import load_run
 from cure_bench.fileio import atomic_write_json, atomic_write_text
-from cure_bench.metrics import bon_key, metric_names
+from cure_bench.runs.reader import load_run
+from cure_bench.scoring.metrics import bon_key, metric_names
+from cure_bench.scoring.rankers import RANKER_HELP
 
 log = logging.getLogger(__name__)
 

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cure_bench.analysis.run import RunData, RunDirError, load_run, rescore_paths
 from cure_bench.errors import ConfigError, DatasetError
 from cure_bench.fileio import atomic_write_json, atomic_write_jsonl
-from cure_bench.rundir import EXEC_CACHE_DIR
+from cure_bench.runs.directory import EXEC_CACHE_DIR
+from cure_bench.runs.reader import RunData, RunDirError, load_run, rescore_paths
 from cure_bench.types import CompareMode, Task, TaskTable
 
 log = logging.getLogger(__name__)
@@ -84,8 +84,8 @@ def _dataset_source(run: RunData, override: str | None) -> str:
 
 def reload_tasks(run: RunData, options: RescoreOptions) -> dict[str, Task]:
     """The run's tasks from its dataset, checked against the manifest's sha256 and fingerprint."""
-    from cure_bench.datasets import load_dataset_tasks
-    from cure_bench.tasks import task_fingerprint
+    from cure_bench.tasks.reader import task_fingerprint
+    from cure_bench.tasks.registry import load_dataset_tasks
 
     ds = run.manifest.get("dataset") if isinstance(run.manifest.get("dataset"), dict) else {}
     source = _dataset_source(run, options.dataset)
@@ -165,8 +165,8 @@ def rescore_run(
     run_dir: str | Path, options: RescoreOptions, on_progress: Callable[[int, int], None] | None = None
 ) -> RescoreResult:
     """Re-judge every saved program on the hidden tests (reloaded) and the saved generated tests."""
-    from cure_bench.metrics import compute_metrics
     from cure_bench.sandbox import Sandbox, build_tables
+    from cure_bench.scoring.metrics import compute_metrics
 
     run = load_run(run_dir)
     name = options.output_name()

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from cure_bench.analysis.rankers import RANKERS, Draw, PrefixDraws, SubTables, TaskArrays, available_rankers
+from cure_bench.scoring.rankers import RANKERS, Draw, PrefixDraws, SubTables, TaskArrays, available_rankers
 from cure_bench.types import TaskTable
 
 WHICH = ("acc", "accumulate_acc")

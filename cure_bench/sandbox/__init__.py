@@ -9,9 +9,9 @@ See docs/sandbox.md for the isolation levels and what each contains.
 """
 
 from cure_bench.sandbox.cache import ENGINE_VERSION, default_cache_dir
-from cure_bench.sandbox.judge import judge, normalise, output_digest, outputs_match
 from cure_bench.sandbox.pool import Sandbox, default_workers, isolation_levels
 from cure_bench.sandbox.tables import TableSpec, build_tables
+from cure_bench.sandbox.verdicts import judge, normalise, output_digest, outputs_match
 
 __all__ = [
     "ENGINE_VERSION",

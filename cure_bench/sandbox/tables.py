@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from cure_bench.sandbox.judge import judge, output_digest
 from cure_bench.sandbox.pool import Sandbox
+from cure_bench.sandbox.verdicts import judge, output_digest
 from cure_bench.types import CompareMode, ExecJob, ExecResult, TaskTable, TestCase, Verdict
 
 

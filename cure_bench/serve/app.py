@@ -17,7 +17,6 @@ from typing import Any
 from cure_bench.errors import CureError, MissingExtraError, SandboxError
 from cure_bench.serve.config import ServeConfig
 from cure_bench.serve.errors import ServeError
-from cure_bench.serve.metrics import Registry, server_registry
 from cure_bench.serve.middleware import BodyLimitMiddleware, MetricsMiddleware
 from cure_bench.serve.models import (
     GetRewardRequest,
@@ -29,6 +28,7 @@ from cure_bench.serve.models import (
     TestsRequest,
     TestsResponse,
 )
+from cure_bench.serve.prometheus import Registry, server_registry
 from cure_bench.serve.readiness import ReadinessProbe
 from cure_bench.serve.runtime import Runtime
 from cure_bench.types import Generator

@@ -30,7 +30,7 @@ from typing import Any
 
 from cure_bench.errors import ConfigError
 from cure_bench.serve.errors import RewardServerError
-from cure_bench.serve.scoring import parse_label
+from cure_bench.serve.reward_rules import parse_label
 
 URL_ENV = "CURE_REWARD_URL"
 TOKEN_ENV = "CURE_AUTH_TOKEN"

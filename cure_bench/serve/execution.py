@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cure_bench.sandbox import Sandbox, TableSpec, build_tables
-from cure_bench.serve.metrics import Registry
+from cure_bench.serve.prometheus import Registry
 from cure_bench.types import TestCase, Verdict
 
 

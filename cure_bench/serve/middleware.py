@@ -11,7 +11,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from cure_bench.serve.metrics import Registry
+from cure_bench.serve.prometheus import Registry
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

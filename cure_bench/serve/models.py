@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from cure_bench.serve.scoring import ExtractMode, RewardMode
+from cure_bench.serve.reward_rules import ExtractMode, RewardMode
 
 
 class _Strict(BaseModel):

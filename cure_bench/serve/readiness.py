@@ -79,6 +79,6 @@ class ReadinessProbe:
 
 
 def _redact(url: str) -> str:
-    from cure_bench.backends.openai_backend import redact_url
+    from cure_bench.generation.backends.openai_backend import redact_url
 
     return redact_url(url)

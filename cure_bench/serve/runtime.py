@@ -14,11 +14,11 @@ import json
 import logging
 from typing import Any
 
-from cure_bench.backends import choose_backend, make_generator
-from cure_bench.prompts import PromptTemplate, load_template, prompt_hash
+from cure_bench.generation.backends import choose_backend, make_generator
+from cure_bench.generation.prompts import PromptTemplate, load_template, prompt_hash
 from cure_bench.serve.config import ServeConfig
 from cure_bench.serve.execution import ExecutionService
-from cure_bench.serve.metrics import Registry
+from cure_bench.serve.prometheus import Registry
 from cure_bench.serve.service import RewardService
 from cure_bench.serve.store import TestStore
 from cure_bench.serve.tester import GenerationBatcher, TesterService

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from cure_bench.serve.config import ServeConfig
 from cure_bench.serve.errors import BadRequestError
 from cure_bench.serve.execution import ExecutionService, JudgeRequest
-from cure_bench.serve.metrics import Registry
 from cure_bench.serve.models import (
     GetRewardRequest,
     GetRewardResponse,
@@ -27,7 +26,8 @@ from cure_bench.serve.models import (
     TestsRequest,
     TestsResponse,
 )
-from cure_bench.serve.scoring import ExtractMode, best_index, parse_label, program_from, response_of, score_row
+from cure_bench.serve.prometheus import Registry
+from cure_bench.serve.reward_rules import ExtractMode, best_index, parse_label, program_from, response_of, score_row
 from cure_bench.serve.store import TestSet
 from cure_bench.serve.tester import TesterService
 from cure_bench.types import Verdict

@@ -27,13 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cure_bench.backends.cache import GenerationCache
-from cure_bench.backends.runner import generate_all
 from cure_bench.errors import CureError
-from cure_bench.extract import extract_test
-from cure_bench.prompts import PromptTemplate, tester_messages
+from cure_bench.generation.cache import GenerationCache
+from cure_bench.generation.extract import extract_test
+from cure_bench.generation.prompts import PromptTemplate, tester_messages
+from cure_bench.generation.runner import generate_all
 from cure_bench.serve.errors import TaskConflictError, TesterUnavailableError, UnknownTaskError
-from cure_bench.serve.metrics import Registry
+from cure_bench.serve.prometheus import Registry
 from cure_bench.serve.store import TestSet, TestStore, cache_key, default_task_id
 from cure_bench.types import ChatMessages, Completion, Generator, SamplingParams, Task
 

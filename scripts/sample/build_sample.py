@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from spec import SampleSpec  # noqa: E402
 
-from cure_bench.convert.common import write_json_array  # noqa: E402
+from cure_bench.tasks.convert.common import write_json_array  # noqa: E402
 
 OUT = ROOT / "cure_bench" / "data" / "sample.jsonl"
 SPEC_MODULES = ("tasks_basic", "tasks_strings", "tasks_algo", "tasks_dp", "tasks_graph", "tasks_numbers")

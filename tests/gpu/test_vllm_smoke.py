@@ -47,7 +47,7 @@ def _collect(gen, requests) -> dict[tuple[str, int], Completion]:
 
 
 def test_vllm_generates_n_samples_per_prompt_with_token_counts(tiny_model_dir: Path) -> None:
-    from cure_bench.backends.vllm_backend import VLLMGenerator
+    from cure_bench.generation.backends.vllm_backend import VLLMGenerator
 
     gen = VLLMGenerator(str(tiny_model_dir), gpu_memory_utilization=0.3, max_model_len=512)
     try:
@@ -65,7 +65,7 @@ def test_vllm_generates_n_samples_per_prompt_with_token_counts(tiny_model_dir: P
 def test_vllm_engine_in_a_gpu_group_process(tiny_model_dir: Path) -> None:
     import torch
 
-    from cure_bench.backends.vllm_backend import VLLMGenerator
+    from cure_bench.generation.backends.vllm_backend import VLLMGenerator
 
     groups = [[i] for i in range(min(torch.cuda.device_count(), 2))]
     gen = VLLMGenerator(str(tiny_model_dir), gpu_groups=groups, gpu_memory_utilization=0.3, max_model_len=512)

@@ -1,0 +1,197 @@
+"""`cure data`: list, download, validate, inspect and convert task files (thin shells over the library)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cure_bench.cli.common import cli_errors, err_console, setup_logging
+
+console = Console()
+
+data_app = typer.Typer(
+    name="data",
+    help="Datasets: list the registry, download, validate, inspect and convert task files.",
+    no_args_is_help=True,
+)
+
+CacheDir = Annotated[
+    Path | None,
+    typer.Option("--cache-dir", help="Dataset cache (default: $CURE_CACHE or ~/.cache/cure/datasets)."),
+]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(data_app, name="data")
+
+
+@data_app.command("list")
+@cli_errors
+def list_cmd(cache_dir: CacheDir = None) -> None:
+    """Registered datasets: name, aliases, source, size, and whether a local copy exists."""
+    from cure_bench.tasks.registry import REGISTRY, cached_path
+
+    table = Table(title="cure datasets", title_justify="left")
+    for column in ("name", "aliases", "source", "size", "cached", "dates"):
+        table.add_column(column)
+    for spec in REGISTRY:
+        present = cached_path(spec, cache_dir).is_file()
+        table.add_row(
+            spec.name,
+            ", ".join(spec.aliases),
+            spec.source,
+            spec.approx_size,
+            "[green]yes[/]" if present else "no",
+            "yes" if spec.has_dates else "",
+        )
+    console.print(table)
+
+
+@data_app.command("download")
+@cli_errors
+def download_cmd(
+    name: Annotated[str, typer.Argument(help="Registered dataset name or alias (see `cure data list`).")],
+    cache_dir: CacheDir = None,
+    force: Annotated[bool, typer.Option("--force", help="Download again even if a copy is cached.")] = False,
+) -> None:
+    """Download a registered dataset from the Hugging Face hub into the cache."""
+    from cure_bench.errors import DatasetError
+    from cure_bench.tasks.registry import REGISTRY, download_dataset, find_spec
+
+    setup_logging()
+    spec = find_spec(name)
+    if spec is None:
+        raise DatasetError(f"unknown dataset '{name}'; registered: {', '.join(s.name for s in REGISTRY)}")
+    path = download_dataset(spec, cache_dir, force=force)
+    console.print(f"{spec.name}: {path}")
+
+
+@data_app.command("validate")
+@cli_errors
+def validate_cmd(
+    file: Annotated[Path, typer.Argument(help="JSON array or JSONL task file to check.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON (for scripts).")] = False,
+) -> None:
+    """Check a task file against the CURE schema and list every problem (exit 1 if any)."""
+    from cure_bench.tasks.reader import validate_task_file
+
+    report = validate_task_file(file)
+    if as_json:
+        problems = [{"row": p.row, "field": p.field, "message": p.message} for p in report.problems]
+        payload = {"path": str(file), "rows": report.n_rows, "valid": report.n_valid, "ok": report.ok}
+        typer.echo(json.dumps({**payload, "problems": problems}, indent=2))
+        if not report.ok:
+            raise typer.Exit(1)
+        return
+    for problem in report.problems:
+        console.print(f"[red]{file}[/], {problem}", highlight=False, soft_wrap=True)
+    status = "[green]ok[/]" if report.ok else f"[red]{len(report.problems)} problem(s)[/]"
+    console.print(f"{file}: {report.n_rows} rows, {report.n_valid} valid: {status}", highlight=False)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@data_app.command("info")
+@cli_errors
+def info_cmd(
+    dataset: Annotated[str, typer.Argument(help="Registered dataset name or a task file.")],
+    cache_dir: CacheDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Counts, fingerprint, time-limit histogram and tests per task of a dataset."""
+    from cure_bench.tasks.reader import iter_tasks
+    from cure_bench.tasks.registry import resolve_dataset, summarize_tasks
+
+    resolved = resolve_dataset(dataset, cache_dir=cache_dir)
+    summary = summarize_tasks(iter_tasks(resolved.path))
+    if as_json:
+        typer.echo(json.dumps({"dataset": resolved.describe(), **summary.to_json()}, indent=2))
+        return
+    info = summary.to_json()
+    console.print(f"[bold]{resolved.name}[/]  {resolved.path}", highlight=False)
+    console.print(f"file sha256        {resolved.sha256}", soft_wrap=True)
+    console.print(f"task fingerprint   {summary.fingerprint}", soft_wrap=True)
+    console.print(
+        f"tasks {summary.n_tasks}, example tests {summary.n_example_tests}, hidden tests {summary.n_hidden_tests}"
+    )
+    if info["first_date"]:
+        console.print(f"dates              {info['first_date']} .. {info['last_date']}")
+    if summary.difficulties:
+        console.print("difficulty         " + ", ".join(f"{k}: {v}" for k, v in info["difficulties"].items()))
+    console.print(_histogram("time limit (s)", info["time_limits"], summary.n_tasks))
+    console.print(_histogram("hidden tests/task", info["hidden_per_task"], summary.n_tasks))
+
+
+def _histogram(title: str, counts: dict[str, int], total: int) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("value", justify="right")
+    table.add_column("tasks", justify="right")
+    table.add_column("", justify="left")
+    for value, count in counts.items():
+        table.add_row(value, str(count), "#" * max(1, round(30 * count / total)) if total else "")
+    return table
+
+
+@data_app.command("convert")
+@cli_errors
+def convert_cmd(
+    source: Annotated[
+        str, typer.Option("--from", help="Source format: mbpp, humaneval, lcb, codecontests or codeforces.")
+    ],
+    input_path: Annotated[Path, typer.Argument(help="Source file: JSON array, JSONL (.gz allowed) or Parquet.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Task file to write (.json array or .jsonl).")],
+    time_limit: Annotated[
+        float | None, typer.Option("--time-limit", help="Seconds per test (default: the source's own).")
+    ] = None,
+    split: Annotated[
+        str | None,
+        typer.Option("--split", help="mbpp only: test (ids 11-510, default), train, validation, prompt, all."),
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Convert only the first N source rows.")] = None,
+    max_tests: Annotated[int | None, typer.Option("--max-tests", help="Keep at most N hidden tests per task.")] = None,
+    no_verify: Annotated[
+        bool, typer.Option("--no-verify", help="Do not run reference solutions on the converted tests.")
+    ] = False,
+    verify_margin: Annotated[
+        float, typer.Option("--verify-margin", help="References must finish within time-limit / margin.")
+    ] = 2.0,
+    workers: Annotated[int | None, typer.Option("--workers", help="Sandbox workers for verification.")] = None,
+    sandbox: Annotated[str, typer.Option("--sandbox", help="Sandbox isolation for verification.")] = "auto",
+) -> None:
+    """Convert a benchmark original to the CURE task schema; writes OUT and OUT.report.json (skips per reason)."""
+    from cure_bench.tasks.convert import ConvertOptions, convert
+    from cure_bench.tasks.convert.common import report_path
+
+    setup_logging()
+    options = ConvertOptions(
+        time_limit=time_limit,
+        verify=not no_verify,
+        verify_margin=verify_margin,
+        workers=workers,
+        isolation=sandbox,
+        limit=limit,
+        split=split,
+        max_tests=max_tests,
+    )
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    columns = (SpinnerColumn(), TextColumn("{task.description}: {task.completed} executions"), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=True) as progress:
+        bar = progress.add_task("converting; verifying reference solutions", total=None)
+        report = convert(source.lower(), input_path, output, options, on_result=lambda: progress.advance(bar))
+    table = Table(title=f"{source} -> {output}", title_justify="left")
+    table.add_column("outcome")
+    table.add_column("rows", justify="right")
+    table.add_row("[green]converted[/]", str(report.converted))
+    for reason, count in report.skipped.most_common():
+        table.add_row(f"skipped: {reason}", str(count))
+    table.add_row("total", str(report.total))
+    console.print(table)
+    if report.unverified:
+        console.print(f"{report.unverified} converted task(s) had no reference solution to verify", highlight=False)
+    console.print(f"report: {report_path(output)}", highlight=False, soft_wrap=True)

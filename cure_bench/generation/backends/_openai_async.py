@@ -1,0 +1,345 @@
+"""The part of the OpenAI backend that lives on the event-loop thread: requests, limits, n handling.
+
+One chat-completions request per (prompt, batch of sample indices) asks for ``n`` choices, so a prompt
+is sent once per task and role rather than k times. Servers differ: some reject ``n > 1`` (400), some
+silently cap it, some return a single choice. The first such answer switches the whole run to what
+the server can do (a cap, or one sample per request), logged once, and the missing samples are asked
+for again; samples already received are kept.
+
+Retries and backoff are the openai SDK's own (429, 408, 409 and 5xx, honouring ``retry-after-ms`` and
+``Retry-After``); the ``--rpm`` limiter sits in an httpx request hook so those retries are rate
+limited too, and ``--concurrency`` caps requests in flight (an ``asyncio.Semaphore`` held across a
+request's retries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cure_bench.errors import BackendError
+from cure_bench.generation.backends.ratelimit import estimate_request_tokens, request_limiter, token_limiter
+from cure_bench.generation.reasoning import join_reasoning
+from cure_bench.types import Completion, GenerationRequest
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[tuple[GenerationRequest, int, Completion]], None]
+
+_MENTIONS_N = re.compile(r"(?<![\w.-])n(?![\w-])|multiple (choices|candidates|completions)", re.IGNORECASE)
+
+
+class Stopped(Exception):
+    """Internal: Ctrl-C asked for no new requests; this one was not sent."""
+
+
+class NRejected(Exception):
+    """Internal: the server refused ``n > 1``."""
+
+
+class Replan(Exception):
+    """Internal: while this request waited for a slot, the run learned a smaller n; it was not sent."""
+
+
+@dataclass(frozen=True)
+class WireSettings:
+    """How to reach the server and how hard to push it (validated by OpenAIGenerator)."""
+
+    model: str
+    base_url: str
+    api_key: str
+    timeout: float
+    max_retries: int
+    concurrency: int
+    rpm: float | None
+    tpm: float | None
+    rpm_window_s: float
+
+
+class ClientSide:
+    """SDK client, semaphore, limiters and the learned n-mode; create and use on the loop thread only."""
+
+    def __init__(self, settings: WireSettings, request_n: bool) -> None:
+        self.settings = settings
+        self.n_mode = request_n  # False: one sample per request
+        self.n_cap: int | None = None  # largest n the server honoured, once it capped one
+        self.token_param = "max_tokens"
+        self.server_seen = False  # has the server answered anything yet (see _create)
+        self.stopping = False
+        self._stop_event: asyncio.Event | None = None
+        self._client: Any = None
+        self._semaphore: asyncio.Semaphore | None = None
+        self._rpm: Any = None
+        self._tpm: Any = None
+        self._tpm_warned = False
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def _ensure_client(self) -> Any:
+        if self._client is None:
+            import openai
+
+            s = self.settings
+            http = openai.DefaultAsyncHttpxClient(event_hooks={"request": [self._before_send]})
+            self._client = openai.AsyncOpenAI(
+                api_key=s.api_key, base_url=s.base_url, timeout=s.timeout, max_retries=s.max_retries, http_client=http
+            )
+            self._semaphore = asyncio.Semaphore(s.concurrency)
+            self._rpm = request_limiter(s.rpm, s.rpm_window_s) if s.rpm else None
+            self._tpm = token_limiter(s.tpm, s.rpm_window_s) if s.tpm else None
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    def request_stop(self) -> None:
+        """Ctrl-C: send nothing new (requests already sent finish). Call on the loop thread."""
+        self.stopping = True
+        if self._stop_event is not None:
+            self._stop_event.set()
+
+    async def _acquire(self, limiter: Any, amount: float = 1) -> None:
+        """Wait for rate-limit capacity, or raise Stopped at once when Ctrl-C comes first.
+
+        A request waiting for its turn has not been sent, so it must not hold up the bounded wait
+        for the requests in flight.
+        """
+        if self.stopping or self._stop_event is None:
+            raise Stopped
+        acquire = asyncio.ensure_future(limiter.acquire(amount))
+        stop = asyncio.ensure_future(self._stop_event.wait())
+        try:
+            await asyncio.wait({acquire, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not acquire.done():
+                acquire.cancel()
+        if self.stopping:
+            raise Stopped
+
+    async def _before_send(self, request: Any) -> None:
+        """httpx hook run before every HTTP attempt (SDK retries included): Ctrl-C gate, then --rpm."""
+        if self.stopping:
+            raise Stopped
+        if self._rpm is not None:
+            await self._acquire(self._rpm)
+
+    # -- a run -----------------------------------------------------------------------------------
+    async def run(self, requests: Sequence[GenerationRequest], emit: Emit) -> None:
+        """Serve every request, emitting each sample as it arrives; the first failure cancels the rest."""
+        self._ensure_client()
+        self.stopping = False
+        self._stop_event = asyncio.Event()
+        tasks = [asyncio.create_task(self._serve(r, emit)) for r in requests]
+        try:
+            done, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for task in tasks:  # creation order: the first failing request is the one reported
+            if task in done and not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+
+    async def _serve(self, req: GenerationRequest, emit: Emit) -> None:
+        remaining = list(req.sample_indices)
+        try:
+            while remaining and self.n_mode:
+                batch = remaining[: self.n_cap or len(remaining)]
+                if len(batch) == 1:
+                    break
+                try:
+                    got = await self._call(req, len(batch), seed_offset=batch[0])
+                except Replan:
+                    continue
+                except NRejected as exc:
+                    self._fall_back_to_single(f"it rejected n={len(batch)} ({exc})")
+                    break
+                for index, completion in zip(batch, got, strict=False):
+                    emit((req, index, completion))
+                remaining = remaining[len(got) :]
+                if len(got) < len(batch):
+                    self._learn_cap(len(batch), len(got))
+            if remaining:
+                await _all_or_first_error([self._single(req, i, emit) for i in remaining])
+        except Stopped:
+            return
+
+    async def _single(self, req: GenerationRequest, index: int, emit: Emit) -> None:
+        got = await self._call(req, 1, seed_offset=index)
+        emit((req, index, got[0]))
+
+    def _fall_back_to_single(self, why: str) -> None:
+        if self.n_mode:
+            self.n_mode = False
+            log.warning(
+                "the server at %s cannot sample n>1 per request: %s; asking for one sample per request "
+                "from now on (the prompt is sent once per sample)",
+                self.settings.base_url,
+                why,
+            )
+
+    def _learn_cap(self, asked: int, got: int) -> None:
+        if got <= 1:
+            self._fall_back_to_single(f"it returned {got} choice(s) for n={asked}")
+        elif self.n_cap is None or got < self.n_cap:
+            self.n_cap = got
+            log.warning(
+                "the server at %s caps n at %d per request; asking in batches of %d", self.settings.base_url, got, got
+            )
+
+    async def _call(self, req: GenerationRequest, n: int, seed_offset: int) -> list[Completion]:
+        """One chat-completions call for ``n`` choices (SDK retries inside); at least one completion back."""
+        client = self._ensure_client()
+        if self.stopping:
+            raise Stopped
+        assert self._semaphore is not None
+        async with self._semaphore:
+            if self.stopping:
+                raise Stopped
+            if n > 1 and (not self.n_mode or (self.n_cap is not None and n > self.n_cap)):
+                raise Replan
+            if self._tpm is not None:
+                estimate = estimate_request_tokens(req.messages, n, req.params.max_tokens)
+                if estimate > self._tpm.max_rate and not self._tpm_warned:
+                    self._tpm_warned = True
+                    log.warning(
+                        "one request reserves ~%d tokens (prompt + max_tokens x n=%d), more than --tpm %g: "
+                        "such requests go one at a time; lower --max-tokens to send more",
+                        estimate,
+                        n,
+                        self._tpm.max_rate,
+                    )
+                await self._acquire(self._tpm, min(estimate, self._tpm.max_rate))
+            response = await self._create(client, req, n, seed_offset)
+        completions = completions_from(response, n)
+        if not completions:
+            raise BackendError(
+                f"the server at {self.settings.base_url} answered with no choices (model "
+                f"'{self.settings.model}'); check that --model names a chat model"
+            )
+        return completions
+
+    async def _create(self, client: Any, req: GenerationRequest, n: int, seed_offset: int) -> Any:
+        """Send one request; adapt once to a token-parameter complaint; fail fast on a dead server.
+
+        Until the server has answered anything, requests go with at most one SDK retry, so a wrong
+        --base-url or a server that is not up fails in about a second instead of after the whole
+        backoff schedule (~40 s for 8 retries). Any HTTP answer, even a 429 or a 500, proves the
+        server is there: the request then goes on with the rest of its retry budget (attempts in
+        all stay at most max_retries + 1).
+        """
+        import openai
+
+        retries = self.settings.max_retries
+        for _ in range(3):  # at most: one end of probing, one token-parameter adaptation
+            probing = not self.server_seen
+            budget = min(1, retries) if probing else retries
+            try:
+                wire = client if budget == self.settings.max_retries else client.with_options(max_retries=budget)
+                response = await wire.chat.completions.create(**self._body(req, n, seed_offset))
+                self.server_seen = True
+                return response
+            except (openai.APIStatusError, openai.APITimeoutError) as exc:
+                self.server_seen = True
+                if probing and retries > budget and (isinstance(exc, openai.APITimeoutError) or _retryable(exc)):
+                    retries -= budget + 1
+                    continue
+                if not isinstance(exc, openai.BadRequestError | openai.UnprocessableEntityError):
+                    raise
+                message = error_message(exc)
+                if n > 1 and (_body_param(exc) == "n" or _MENTIONS_N.search(message)):
+                    raise NRejected(message) from exc
+                if self.token_param == "max_tokens" and "max_completion_tokens" in message:
+                    log.info("the server wants max_completion_tokens instead of max_tokens; switching")
+                    self.token_param = "max_completion_tokens"
+                    continue
+                raise
+        raise AssertionError("unreachable")
+
+    def _body(self, req: GenerationRequest, n: int, seed_offset: int) -> dict[str, Any]:
+        p = req.params
+        body: dict[str, Any] = {
+            "model": self.settings.model,
+            "messages": [{"role": role, "content": content} for role, content in req.messages],
+            "temperature": p.temperature,
+            "top_p": p.top_p,
+            self.token_param: p.max_tokens,
+        }
+        if n > 1:
+            body["n"] = n
+        if p.seed is not None:
+            # n choices of one request differ by themselves; separate requests need separate seeds.
+            body["seed"] = p.seed + seed_offset
+        return body
+
+
+async def _all_or_first_error(coros: list[Any]) -> None:
+    """Run concurrently; on the first failure cancel the others and raise that failure (not a group)."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            for coro in coros:
+                group.create_task(coro)
+    except BaseExceptionGroup as group_error:
+        raise _first_leaf(group_error) from None
+
+
+def _retryable(exc: Any) -> bool:
+    """Statuses the SDK retries by itself (408, 409, 429, 5xx)."""
+    status = getattr(exc, "status_code", 0)
+    return status in (408, 409, 429) or status >= 500
+
+
+def _first_leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
+def completions_from(response: Any, asked: int) -> list[Completion]:
+    """Completions in choice order, at most ``asked``; tokens = usage.completion_tokens split evenly.
+
+    Servers report one completion-token total for all choices; it is divided over the choices
+    received (the remainder going to the first ones) so per-sample figures add up to the total.
+    Without usage figures tokens stay None rather than guessed.
+    """
+    choices = sorted(response.choices or [], key=lambda c: c.index)[:asked]
+    usage = getattr(response, "usage", None)
+    total = getattr(usage, "completion_tokens", None) if usage is not None else None
+    shares: list[int | None] = [None] * len(choices)
+    if total is not None and choices:
+        base, extra = divmod(int(total), len(choices))
+        shares = [base + (1 if i < extra else 0) for i in range(len(choices))]
+    out = []
+    for choice, tokens in zip(choices, shares, strict=True):
+        message = choice.message
+        extra_fields = getattr(message, "model_extra", None) or {}
+        reasoning = (
+            getattr(message, "reasoning_content", None)
+            or extra_fields.get("reasoning_content")
+            or extra_fields.get("reasoning")
+        )
+        text = join_reasoning(reasoning if isinstance(reasoning, str) else None, message.content)
+        out.append(Completion(text=text, tokens=tokens, finish_reason=choice.finish_reason))
+    return out
+
+
+def error_message(exc: Any) -> str:
+    """The server's error message on one line (the JSON body's error.message when there is one)."""
+    body = getattr(exc, "body", None)
+    message = None
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        message = inner.get("message") if isinstance(inner, dict) else None
+    return " ".join(str(message or getattr(exc, "message", None) or exc).split())
+
+
+def _body_param(exc: Any) -> str | None:
+    body = getattr(exc, "body", None)
+    inner = body.get("error", body) if isinstance(body, dict) else None
+    return inner.get("param") if isinstance(inner, dict) else None

@@ -1,0 +1,235 @@
+"""The Generator for any OpenAI-compatible chat-completions server: api.openai.com, vLLM, SGLang, TGI...
+
+``OpenAIGenerator.generate`` is synchronous: the async SDK client runs on a private event-loop thread
+(``_loop``), the requests logic is in ``_openai_async``, and samples come back to the calling thread,
+where ``on_sample`` persists them. Ctrl-C during ``generate``: the first press stops new requests and
+waits (``drain_timeout`` seconds at most) for those in flight, whose samples are delivered and cached;
+the second press abandons them. Either way ``RunInterrupted`` says to re-run the same command.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from cure_bench.errors import (
+    AuthenticationError,
+    BackendError,
+    ConfigError,
+    CureError,
+    RunInterrupted,
+    ServerUnreachableError,
+)
+from cure_bench.generation.backends._loop import Interrupted, LoopThread, drive
+from cure_bench.generation.backends._openai_async import ClientSide, WireSettings, error_message
+from cure_bench.types import Completion, GenerationRequest, SampleCallback
+
+log = logging.getLogger(__name__)
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+LOCAL_PLACEHOLDER_KEY = "EMPTY"  # vLLM/SGLang accept any key unless started with --api-key
+
+
+class OpenAIGenerator:
+    """Samples from an OpenAI-compatible server, ``n`` per request, with retries, rate limits and resume.
+
+    ``base_url`` defaults to ``OPENAI_BASE_URL`` then api.openai.com; ``api_key`` to ``OPENAI_API_KEY``
+    (required for api.openai.com, a placeholder elsewhere). ``rpm``/``tpm``: client-side limits (see
+    ``ratelimit``); ``rpm_window_s`` rescales their 60-second window (tests and benchmarks).
+    ``concurrency``: requests in flight. ``timeout``: seconds per HTTP attempt; ``max_retries``: SDK
+    retries of 429/5xx/timeouts/connection errors. ``request_n``: ask for all samples of a prompt in
+    one request (falls back to one per request when the server cannot).
+    """
+
+    backend = "openai"
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        rpm: float | None = None,
+        tpm: float | None = None,
+        concurrency: int = 32,
+        timeout: float = 600,
+        max_retries: int = 8,
+        request_n: bool = True,
+        *,
+        rpm_window_s: float = 60.0,
+        drain_timeout: float = 30.0,
+    ) -> None:
+        self.model = model
+        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL).rstrip("/")
+        _validate(model, self.base_url, rpm, tpm, concurrency, timeout, max_retries, drain_timeout)
+        self.rpm, self.tpm, self.drain_timeout = rpm, tpm, drain_timeout
+        self._settings = WireSettings(
+            model=model,
+            base_url=self.base_url,
+            api_key=_resolve_key(api_key, self.base_url),
+            timeout=float(timeout),
+            max_retries=int(max_retries),
+            concurrency=int(concurrency),
+            rpm=rpm,
+            tpm=tpm,
+            rpm_window_s=float(rpm_window_s),
+        )
+        self._side = ClientSide(self._settings, request_n)
+        self._loop = LoopThread(f"openai-{model}")
+
+    def generate(self, requests: Sequence[GenerationRequest], on_sample: SampleCallback) -> None:
+        """Ask for every request's sample indices; ``on_sample`` runs here, once per sample, as it arrives."""
+        if not requests:
+            return
+        events: queue.Queue[tuple[GenerationRequest, int, Completion]] = queue.Queue()
+        delivered = 0
+
+        def on_event(item: tuple[GenerationRequest, int, Completion]) -> None:
+            nonlocal delivered
+            on_sample(*item)
+            delivered += 1
+
+        try:
+            drive(
+                self._loop,
+                self._side.run(requests, events.put),
+                events,
+                on_event,
+                self._side.request_stop,
+                self.drain_timeout,
+            )
+        except Interrupted as exc:
+            how = "requests in flight abandoned" if exc.abandoned else "requests in flight finished"
+            raise RunInterrupted(
+                f"interrupted by Ctrl-C after {delivered} new samples were saved ({how}); "
+                "re-run the same command to resume"
+            ) from None
+        except CureError:
+            raise
+        except Exception as exc:
+            translated = translate_error(exc, self._settings)
+            if translated is None:
+                raise
+            raise translated from exc
+
+    def describe(self) -> dict[str, Any]:
+        """Manifest entry: no API key, and the n-mode the server turned out to support."""
+        import openai
+
+        side = self._side
+        mode = "n" if side.n_mode and side.n_cap is None else f"n<={side.n_cap}" if side.n_mode else "single"
+        out: dict[str, Any] = {
+            "backend": self.backend,
+            "model": self.model,
+            "base_url": redact_url(self.base_url),
+            "n_per_request": mode,
+            "rpm": self.rpm,
+            "tpm": self.tpm,
+            "concurrency": self._settings.concurrency,
+            "timeout_s": self._settings.timeout,
+            "max_retries": self._settings.max_retries,
+            "openai_version": openai.__version__,
+        }
+        if self._settings.rpm_window_s != 60.0:
+            out["rate_window_s"] = self._settings.rpm_window_s
+        return out
+
+    def close(self) -> None:
+        """Close the HTTP client and the loop thread; the generator can be used again afterwards."""
+        self._loop.stop(cleanup=self._side.aclose())
+
+    def __enter__(self) -> OpenAIGenerator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _validate(
+    model: str,
+    base_url: str,
+    rpm: float | None,
+    tpm: float | None,
+    concurrency: int,
+    timeout: float,
+    max_retries: int,
+    drain_timeout: float,
+) -> None:
+    if not model or not model.strip():
+        raise ConfigError("--model is empty: name the model the server serves")
+    if urlsplit(base_url).scheme not in ("http", "https"):
+        raise ConfigError(f"--base-url '{base_url}' must start with http:// or https:// (e.g. http://host:8000/v1)")
+    for flag, value in (("--rpm", rpm), ("--tpm", tpm)):
+        if value is not None and value <= 0:
+            raise ConfigError(f"{flag} must be > 0, got {value:g} (leave it out for no limit)")
+    if concurrency < 1:
+        raise ConfigError(f"--concurrency must be >= 1, got {concurrency}")
+    if timeout <= 0 or drain_timeout < 0:
+        raise ConfigError(f"timeouts must be positive, got timeout={timeout:g}, drain_timeout={drain_timeout:g}")
+    if max_retries < 0:
+        raise ConfigError(f"max_retries must be >= 0, got {max_retries}")
+
+
+def _resolve_key(api_key: str | None, base_url: str) -> str:
+    key = api_key or os.environ.get("OPENAI_API_KEY")
+    if key:
+        return key
+    if urlsplit(base_url).hostname == "api.openai.com":
+        raise ConfigError("no API key for api.openai.com: set OPENAI_API_KEY or pass --api-key")
+    return LOCAL_PLACEHOLDER_KEY
+
+
+def redact_url(url: str) -> str:
+    """The URL without user:password or query string (either may carry a secret)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def translate_error(exc: BaseException, s: WireSettings) -> CureError | None:
+    """The one-line CureError for an SDK failure that survived the retries; None when it is not one."""
+    import openai
+
+    url = redact_url(s.base_url)
+    detail = error_message(exc)
+    if isinstance(exc, openai.APITimeoutError):
+        return BackendError(
+            f"{url} did not answer within {s.timeout:g} s (tried {s.max_retries + 1} times); "
+            "lower --concurrency or --max-tokens, or check the server"
+        )
+    if isinstance(exc, openai.APIConnectionError):
+        cause = exc.__cause__ or exc.__context__
+        why = f" ({type(cause).__name__})" if cause is not None else ""
+        return ServerUnreachableError(
+            f"cannot reach the OpenAI-compatible server at {url}{why}; check --base-url "
+            "(or OPENAI_BASE_URL) and that the server is running"
+        )
+    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+        return AuthenticationError(
+            f"{url} refused the API key (HTTP {exc.status_code}: {detail}); pass the right key with "
+            "--api-key or set OPENAI_API_KEY"
+        )
+    if isinstance(exc, openai.NotFoundError):
+        return BackendError(
+            f"{url} has no model '{s.model}' (HTTP 404: {detail}); check --model (and that --base-url ends in /v1)"
+        )
+    if isinstance(exc, openai.RateLimitError):
+        return BackendError(
+            f"{url} still answers 429 (rate limited) after {s.max_retries} retries ({detail}); "
+            "lower --rpm, --tpm or --concurrency"
+        )
+    if isinstance(exc, openai.APIStatusError):
+        hint = (
+            "check --max-tokens, --temperature, --top-p and --model"
+            if exc.status_code < 500
+            else "the server failed; check its logs"
+        )
+        return BackendError(f"{url} answered HTTP {exc.status_code} for model '{s.model}' ({detail}); {hint}")
+    if isinstance(exc, openai.OpenAIError):
+        return BackendError(f"{url}: {detail}")
+    return None

@@ -1,0 +1,286 @@
+"""The vLLM backend: the in-process offline engine (``vllm.LLM``), optionally one engine per GPU group.
+
+Throughput comes from giving the engine big batches: the requests of a ``generate`` call (coder and tester
+prompts of every task together) are shuffled with a fixed seed, so long and short prompts mix and, with
+``gpu_groups``, every engine gets a similar share, then go to the engine ``chunk_prompts`` (default 2048) at
+a time, each one ``LLM.generate`` call with ``SamplingParams(n=len(sample_indices))`` so each prompt is
+prefilled once and its samples share the prefix cache. Each batch's samples reach ``on_sample`` (and so the
+generation cache) in request order before the next batch starts: an interrupted run loses at most one batch.
+Token counts are the engine's own output token ids.
+
+Data parallelism copies the CURE scripts' ``gpu_groups``: ``[[0, 1], [2, 3]]`` starts one engine per
+group, each in its own spawned process whose ``CUDA_VISIBLE_DEVICES`` is that group (tensor parallel over
+the group), and splits the prompts across them.
+
+The engine boundary (``vllm_engine``) is the small ``Engine`` protocol built by an ``EngineFactory``; tests
+replace the factory with fakes, so everything but ``VLLMEngine`` itself runs without vLLM or a GPU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import random
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from cure_bench.errors import BackendError, ConfigError, MissingExtraError
+from cure_bench.generation.backends.hf_backend import package_version, resolve_model
+from cure_bench.generation.backends.vllm_engine import (
+    Engine,
+    EngineFactory,
+    EngineJob,
+    EngineSample,
+    EngineSpec,
+    SubprocessEngine,
+    VLLMEngine,
+)
+from cure_bench.types import Completion, GenerationRequest, SampleCallback
+
+__all__ = [
+    "Engine",
+    "EngineFactory",
+    "EngineJob",
+    "EngineSample",
+    "EngineSpec",
+    "SubprocessEngine",
+    "VLLMEngine",
+    "VLLMGenerator",
+    "parse_gpu_groups",
+]
+
+log = logging.getLogger(__name__)
+
+
+class VLLMGenerator:
+    """vLLM offline inference behind the ``Generator`` protocol.
+
+    ``gpu_groups`` (a list of GPU index lists, or its JSON text from ``--gpu-groups``) enables data
+    parallelism; each group's size is its engine's tensor-parallel size. ``seed`` seeds the engines and
+    the shuffle; a request's own ``SamplingParams.seed`` seeds its samples. Engines start on the first
+    ``generate`` that has work, so a fully cached re-run never loads the model.
+    """
+
+    backend = "vllm"
+
+    def __init__(
+        self,
+        model: str,
+        tensor_parallel_size: int = 1,
+        gpu_memory_utilization: float = 0.9,
+        max_model_len: int | None = None,
+        trust_remote_code: bool = False,
+        gpu_groups: Sequence[Sequence[int]] | str | None = None,
+        enable_prefix_caching: bool = True,
+        dtype: str = "auto",
+        seed: int = 0,
+        engine_factory: EngineFactory | None = None,
+        chunk_prompts: int = 2048,
+    ) -> None:
+        self.model = model
+        self.seed = seed
+        if chunk_prompts < 1:
+            raise ConfigError(f"chunk_prompts must be at least 1 (got {chunk_prompts})")
+        self.chunk_prompts = chunk_prompts
+        self.gpu_groups = parse_gpu_groups(gpu_groups)
+        _check_options(tensor_parallel_size, gpu_memory_utilization, max_model_len, self.gpu_groups)
+        if engine_factory is None:
+            _check_runtime(self.gpu_groups)
+        self.path = resolve_model(model, trust_remote_code)
+        base = EngineSpec(
+            path=str(self.path),
+            tensor_parallel_size=tensor_parallel_size,
+            gpu_memory_utilization=gpu_memory_utilization,
+            max_model_len=max_model_len,
+            trust_remote_code=trust_remote_code,
+            enable_prefix_caching=enable_prefix_caching,
+            dtype=dtype,
+            seed=seed,
+        )
+        self.specs = _engine_specs(base, self.gpu_groups)
+        self._factory = engine_factory or (VLLMEngine if self.gpu_groups is None else _start_subprocess_engine)
+        self._engines: list[Engine] = []
+
+    def describe(self) -> dict[str, Any]:
+        spec = self.specs[0]
+        return {
+            "backend": self.backend,
+            "model": self.model,
+            "path": str(self.path),
+            "tensor_parallel_size": spec.tensor_parallel_size,
+            "gpu_groups": [list(g) for g in self.gpu_groups] if self.gpu_groups else None,
+            "gpu_memory_utilization": spec.gpu_memory_utilization,
+            "max_model_len": spec.max_model_len,
+            "enable_prefix_caching": spec.enable_prefix_caching,
+            "dtype": spec.dtype,
+            "seed": self.seed,
+            "chunk_prompts": self.chunk_prompts,
+            "vllm": package_version("vllm"),
+            "torch": package_version("torch"),
+            "transformers": package_version("transformers"),
+        }
+
+    def generate(self, requests: Sequence[GenerationRequest], on_sample: SampleCallback) -> None:
+        pending = [r for r in requests if r.sample_indices]
+        if not pending:
+            return
+        engines = self._start_engines()
+        order = list(range(len(pending)))
+        random.Random(self.seed).shuffle(order)
+        log.info("vLLM: %d prompts, %d samples, on %d engine(s)", len(pending), _n_samples(pending), len(engines))
+        # Big shuffled batches keep the engines full; delivering after each one bounds what Ctrl-C or a crash loses
+        # to one batch, since every delivered sample is in the cache the moment on_sample returns.
+        for start in range(0, len(order), self.chunk_prompts):
+            chunk = order[start : start + self.chunk_prompts]
+            shares = [chunk[i :: len(engines)] for i in range(len(engines))]
+            outputs = _run_all(engines, [[_job(pending[i]) for i in share] for share in shares])
+            results: dict[int, list[EngineSample]] = {}
+            for share, samples in zip(shares, outputs, strict=True):
+                results.update(zip(share, samples, strict=True))
+            for i in sorted(results):  # request order again, as the caller listed them
+                for index, sample in zip(pending[i].sample_indices, results[i], strict=True):
+                    on_sample(pending[i], index, Completion(sample.text, sample.tokens, sample.finish_reason))
+
+    def close(self) -> None:
+        engines, self._engines = self._engines, []
+        for engine in engines:
+            engine.close()
+
+    def _start_engines(self) -> list[Engine]:
+        if not self._engines:
+            log.info("starting %d vLLM engine(s) for %s", len(self.specs), self.path)
+            if len(self.specs) == 1:
+                self._engines = [self._factory(self.specs[0])]
+            else:
+                self._engines = _start_together(self._factory, self.specs)
+        return self._engines
+
+
+def _start_together(factory: EngineFactory, specs: list[EngineSpec]) -> list[Engine]:
+    """Start every engine at once (each takes minutes); if one fails, stop the others and raise."""
+    with ThreadPoolExecutor(len(specs)) as pool:
+        futures = [pool.submit(factory, spec) for spec in specs]
+    started: list[Engine] = []
+    failure: BaseException | None = None
+    for future in futures:
+        try:
+            started.append(future.result())
+        except BaseException as exc:
+            failure = failure or exc
+    if failure is not None:
+        for engine in started:
+            engine.close()
+        raise failure
+    return started
+
+
+def _start_subprocess_engine(spec: EngineSpec) -> Engine:
+    engine = SubprocessEngine(spec)
+    try:
+        engine.wait_ready()
+    except BaseException:
+        engine.close()
+        raise
+    return engine
+
+
+def _run_all(engines: list[Engine], batches: list[list[EngineJob]]) -> list[list[list[EngineSample]]]:
+    """Each engine runs its whole share as one batch; engines run at the same time."""
+    work = [(e, b) for e, b in zip(engines, batches, strict=True)]
+    if len(work) == 1:
+        return [work[0][0].run(work[0][1]) if work[0][1] else []]
+    with ThreadPoolExecutor(len(work)) as pool:
+        futures = [pool.submit(e.run, b) if b else None for e, b in work]
+        return [f.result() if f is not None else [] for f in futures]
+
+
+def _job(request: GenerationRequest) -> EngineJob:
+    p = request.params
+    return EngineJob(
+        request.messages, len(request.sample_indices), p.temperature, p.top_p, p.max_tokens, _seed(request)
+    )
+
+
+def _seed(request: GenerationRequest) -> int | None:
+    """Each request gets its own seed from the run's seed, so its samples do not depend on the batch."""
+    if request.params.seed is None:
+        return None
+    text = f"{request.params.seed}|{request.key}|{','.join(map(str, request.sample_indices))}"
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") & 0x7FFFFFFF
+
+
+def _n_samples(requests: Sequence[GenerationRequest]) -> int:
+    return sum(len(r.sample_indices) for r in requests)
+
+
+# --- options -------------------------------------------------------------------------------------
+
+
+def parse_gpu_groups(value: Sequence[Sequence[int]] | str | None) -> list[tuple[int, ...]] | None:
+    """``"[[0,1],[2,3]]"`` or ``[[0, 1], [2, 3]]`` -> ``[(0, 1), (2, 3)]``; groups must not overlap."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--gpu-groups '{value}' is not JSON like [[0,1],[2,3]]") from exc
+    if not isinstance(value, list | tuple) or not value:
+        raise ConfigError(f"--gpu-groups {value!r} must be a non-empty list of GPU index lists, like [[0,1],[2,3]]")
+    groups: list[tuple[int, ...]] = []
+    for group in value:
+        if not isinstance(group, list | tuple) or not group or not all(_is_index(g) for g in group):
+            raise ConfigError(f"--gpu-groups: {group!r} is not a non-empty list of GPU indices")
+        groups.append(tuple(int(g) for g in group))
+    flat = [g for group in groups for g in group]
+    if len(flat) != len(set(flat)):
+        raise ConfigError(f"--gpu-groups {value!r}: a GPU appears in more than one group")
+    if len({len(g) for g in groups}) > 1:
+        raise ConfigError(f"--gpu-groups {value!r}: every group needs the same number of GPUs")
+    return groups
+
+
+def _is_index(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_options(
+    tensor_parallel_size: int,
+    gpu_memory_utilization: float,
+    max_model_len: int | None,
+    groups: list[tuple[int, ...]] | None,
+) -> None:
+    if tensor_parallel_size < 1:
+        raise ConfigError(f"--tensor-parallel-size must be >= 1, got {tensor_parallel_size}")
+    if not 0 < gpu_memory_utilization <= 1:
+        raise ConfigError(f"--gpu-memory-utilization must be in (0, 1], got {gpu_memory_utilization}")
+    if max_model_len is not None and max_model_len < 1:
+        raise ConfigError(f"--max-model-len must be >= 1, got {max_model_len}")
+    if groups and tensor_parallel_size not in (1, len(groups[0])):
+        raise ConfigError(
+            f"--tensor-parallel-size {tensor_parallel_size} disagrees with --gpu-groups of {len(groups[0])} GPUs "
+            "each (every group is one tensor-parallel engine); drop --tensor-parallel-size"
+        )
+
+
+def _engine_specs(base: EngineSpec, groups: list[tuple[int, ...]] | None) -> list[EngineSpec]:
+    if groups is None:
+        return [base]
+    fields = {k: getattr(base, k) for k in base.__dataclass_fields__}
+    return [EngineSpec(**{**fields, "tensor_parallel_size": len(g), "gpus": g}) for g in groups]
+
+
+def _check_runtime(groups: list[tuple[int, ...]] | None) -> None:
+    """vLLM importable and CUDA visible, else one line saying what to install or to use --backend hf."""
+    if importlib.util.find_spec("vllm") is None:
+        raise MissingExtraError("vllm", "--backend vllm", "use --backend hf")
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        raise BackendError("--backend vllm needs a CUDA GPU and torch sees none; use --backend hf on this machine")
+    if groups and max(g for group in groups for g in group) >= count:
+        raise ConfigError(f"--gpu-groups names GPU {max(max(g) for g in groups)}, but only {count} are visible")

@@ -1,0 +1,265 @@
+"""The vLLM engine boundary: what one engine is asked (``EngineJob``), what it answers (``EngineSample``),
+the real ``vllm.LLM`` wrapper, and the subprocess wrapper that pins an engine to one GPU group.
+
+Kept apart from the Generator so that everything but ``VLLMEngine`` itself runs, and is tested, without vLLM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import traceback
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from cure_bench.errors import BackendError, CureError
+from cure_bench.generation.backends.hf_backend import STOP_TOKENS, chat_dicts, first_line
+from cure_bench.types import ChatMessages
+
+log = logging.getLogger(__name__)
+
+_READY_POLL_S = 1.0
+
+
+# --- the engine boundary -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """How to build one engine; plain data so it can cross into a spawned process."""
+
+    path: str
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.9
+    max_model_len: int | None = None
+    trust_remote_code: bool = False
+    enable_prefix_caching: bool = True
+    dtype: str = "auto"
+    seed: int = 0
+    gpus: tuple[int, ...] | None = None  # CUDA_VISIBLE_DEVICES of the engine's process; None: inherit
+
+
+@dataclass(frozen=True)
+class EngineJob:
+    """One prompt and the number of samples wanted from it."""
+
+    messages: ChatMessages
+    n: int
+    temperature: float
+    top_p: float
+    max_tokens: int
+    seed: int | None
+
+
+@dataclass(frozen=True)
+class EngineSample:
+    text: str
+    tokens: int
+    finish_reason: str | None
+
+
+class Engine(Protocol):
+    def run(self, jobs: Sequence[EngineJob]) -> list[list[EngineSample]]:
+        """``n`` samples per job, in job order; the jobs are one batch for the engine."""
+        ...
+
+    def close(self) -> None: ...
+
+
+EngineFactory = Callable[[EngineSpec], Engine]
+
+
+class VLLMEngine:
+    """One ``vllm.LLM`` in this process. The chat template is the model tokenizer's own."""
+
+    def __init__(self, spec: EngineSpec) -> None:
+        from vllm import LLM
+
+        self.spec = spec
+        try:
+            self._llm = LLM(
+                model=spec.path,
+                tensor_parallel_size=spec.tensor_parallel_size,
+                gpu_memory_utilization=spec.gpu_memory_utilization,
+                max_model_len=spec.max_model_len,
+                trust_remote_code=spec.trust_remote_code,
+                enable_prefix_caching=spec.enable_prefix_caching,
+                dtype=spec.dtype,
+                seed=spec.seed,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise BackendError(f"vLLM could not start on {spec.path}: {first_line(exc)}") from exc
+        self._tokenizer = _engine_tokenizer(self._llm, spec)
+        vocab = self._tokenizer.get_vocab()
+        self._stop_ids = sorted({vocab[t] for t in STOP_TOKENS if t in vocab})
+        model_config = getattr(self._llm, "model_config", None) or self._llm.llm_engine.model_config
+        self._context = int(model_config.max_model_len)
+
+    def run(self, jobs: Sequence[EngineJob]) -> list[list[EngineSample]]:
+        from vllm import SamplingParams
+
+        prompts, params = [], []
+        for job in jobs:
+            ids = self._prompt_ids(job.messages)
+            room = self._context - len(ids)
+            if room <= 0:
+                raise BackendError(
+                    f"a prompt of {len(ids)} tokens does not fit --max-model-len {self._context}; raise it"
+                )
+            prompts.append({"prompt_token_ids": ids})
+            greedy = _is_greedy(job)  # vLLM refuses n > 1 (and top_p < 1) with greedy decoding
+            params.append(
+                SamplingParams(
+                    n=1 if greedy else job.n,
+                    temperature=0.0 if greedy else job.temperature,
+                    top_p=1.0 if greedy else job.top_p,
+                    max_tokens=min(job.max_tokens, room),
+                    seed=job.seed,
+                    stop_token_ids=self._stop_ids,
+                )
+            )
+        outputs = self._llm.generate(prompts, params, use_tqdm=False)
+        return [_samples(out, job) for out, job in zip(outputs, jobs, strict=True)]
+
+    def _prompt_ids(self, messages: ChatMessages) -> list[int]:
+        # Rendered to text, then tokenized without special tokens: templates that write their own BOS
+        # (Llama's) would otherwise get it twice. vLLM's tokenizer wrapper may hide ``chat_template``,
+        # so a missing template shows up as transformers' ValueError rather than an attribute check.
+        try:
+            text = self._tokenizer.apply_chat_template(chat_dicts(messages), tokenize=False, add_generation_prompt=True)
+        except ValueError as exc:
+            raise BackendError(
+                f"--model {self.spec.path}: the tokenizer cannot render a chat ({first_line(exc)}); "
+                "use an instruct/chat model"
+            ) from exc
+        return list(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def close(self) -> None:
+        self._llm = None
+
+
+def _engine_tokenizer(llm: Any, spec: EngineSpec) -> Any:
+    """The engine's own tokenizer (same chat template and ids it decodes with); transformers' if absent."""
+    if hasattr(llm, "get_tokenizer"):
+        return llm.get_tokenizer()
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(spec.path, trust_remote_code=spec.trust_remote_code)
+
+
+def _is_greedy(job: EngineJob) -> bool:
+    return job.temperature < 1e-5
+
+
+def _samples(output: Any, job: EngineJob) -> list[EngineSample]:
+    """The job's ``n`` samples; a greedy job ran once and its one answer stands for all ``n``."""
+    got = [EngineSample(o.text, len(o.token_ids), o.finish_reason) for o in output.outputs]
+    if _is_greedy(job) and len(got) == 1:
+        got *= job.n
+    if len(got) != job.n:
+        raise BackendError(f"vLLM returned {len(got)} samples for a prompt that asked for {job.n}")
+    return got
+
+
+# --- one engine per GPU group, each in its own process ----------------------------------------------
+
+
+class SubprocessEngine:
+    """An engine living in a spawned process that only sees its GPU group.
+
+    Spawned (not forked) so CUDA starts fresh with ``CUDA_VISIBLE_DEVICES`` set before torch loads.
+    ``builder`` makes the engine inside the child; it must be importable (a module-level function).
+    """
+
+    def __init__(self, spec: EngineSpec, builder: EngineFactory | None = None) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.spec = spec
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(
+            target=_serve_engine,
+            args=(child, spec, builder or VLLMEngine),
+            name=f"cure-vllm-gpus-{'-'.join(map(str, spec.gpus or ()))}",
+        )
+        self._proc.start()
+        child.close()
+        # Stop the child even if nobody calls close(): it is not a daemon (vLLM starts its own
+        # workers), so without this the interpreter would wait for it at exit.
+        self._finalizer = weakref.finalize(self, _shutdown, self._proc, self._conn)
+
+    def wait_ready(self) -> None:
+        self._receive()
+
+    def run(self, jobs: Sequence[EngineJob]) -> list[list[EngineSample]]:
+        self._conn.send(("run", list(jobs)))
+        result: list[list[EngineSample]] = self._receive()
+        return result
+
+    def close(self) -> None:
+        self._finalizer()
+
+    def _receive(self) -> Any:
+        try:
+            while not self._conn.poll(_READY_POLL_S):
+                if not self._proc.is_alive():
+                    raise EOFError
+            status, payload = self._conn.recv()
+        except EOFError:
+            self._proc.join(timeout=5)
+            raise BackendError(
+                f"the vLLM engine on GPUs {list(self.spec.gpus or ())} died "
+                f"(exit code {self._proc.exitcode}); its log is above"
+            ) from None
+        if status == "error":
+            raise BackendError(f"vLLM engine on GPUs {list(self.spec.gpus or ())}: {payload}")
+        return payload
+
+
+def _shutdown(proc: Any, conn: Any) -> None:
+    """Ask the child to stop, then insist: a bounded wait, never a hang."""
+    if proc.is_alive():
+        with contextlib.suppress(OSError):
+            conn.send(("close", None))
+        proc.join(timeout=30)
+    if proc.is_alive():
+        proc.terminate()
+        proc.join(timeout=10)
+    conn.close()
+
+
+def _serve_engine(conn: Any, spec: EngineSpec, builder: EngineFactory) -> None:
+    """Child process main: build the engine on the group's GPUs, then answer ``run`` messages."""
+    if spec.gpus is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in spec.gpus)
+    engine = None
+    try:
+        engine = builder(spec)
+        conn.send(("ok", None))
+        while True:
+            command, payload = conn.recv()
+            if command == "close":
+                break
+            try:
+                conn.send(("ok", engine.run(payload)))
+            except Exception as exc:  # the parent re-raises it as one BackendError line
+                conn.send(("error", _child_error(exc)))
+    except (EOFError, KeyboardInterrupt):
+        pass
+    except Exception as exc:
+        conn.send(("error", _child_error(exc)))
+    finally:
+        if engine is not None:
+            engine.close()
+        conn.close()
+
+
+def _child_error(exc: Exception) -> str:
+    if not isinstance(exc, CureError):
+        traceback.print_exc()
+    return str(exc) if isinstance(exc, CureError) else f"{type(exc).__name__}: {first_line(exc)}"
+
+
+# --- the generator -------------------------------------------------------------------------------

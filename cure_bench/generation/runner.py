@@ -1,0 +1,107 @@
+"""Cache-aware generation: ask a Generator only for the samples the cache does not hold yet.
+
+This is the one place that knows both the cache and the Generator protocol, so every backend
+(OpenAI-compatible, vLLM, transformers) resumes the same way: look up each prompt's request key,
+request the missing sample indices, and persist each sample in ``on_sample`` the moment it arrives.
+A run stopped by Ctrl-C, a crash or a server error therefore loses at most the samples in flight,
+and the re-run asks for nothing already answered.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+from cure_bench.errors import BackendError
+from cure_bench.generation.cache import GenerationCache
+from cure_bench.types import ChatMessages, Completion, GenerationRequest, Generator, SamplingParams
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[int, int], None]
+"""(samples done, samples wanted); called once up front (cache hits count as done) and per sample."""
+
+
+def generate_all(
+    generator: Generator,
+    cache: GenerationCache,
+    prompts: Sequence[tuple[ChatMessages, int]],
+    params: SamplingParams,
+    on_progress: ProgressCallback | None = None,
+    on_completion: Callable[[Completion], None] | None = None,
+) -> list[list[Completion]]:
+    """For each (messages, k) return k completions (index 0..k-1), asking the generator only for missing indices.
+
+    Every sample goes to the cache the moment it arrives; resumed runs ask for nothing already
+    answered. ``on_completion`` sees each newly generated sample (for live token rates). Prompts with
+    identical messages share one request key and hence the same samples
+    (they are the same request), and are asked for once, with the largest k among them.
+    """
+    keys = [GenerationCache.request_key(generator.backend, generator.model, m, params) for m, _ in prompts]
+    wanted: dict[str, int] = {}
+    messages_of: dict[str, ChatMessages] = {}
+    for key, (messages, k) in zip(keys, prompts, strict=True):
+        if k < 0:
+            raise ValueError(f"sample count must be >= 0, got {k}")
+        wanted[key] = max(k, wanted.get(key, 0))
+        messages_of.setdefault(key, messages)
+
+    have = {key: cache.get(key) for key in wanted}
+    requests = _missing_requests(wanted, have, messages_of, params)
+    total = sum(wanted.values())
+    done = total - sum(len(r.sample_indices) for r in requests)
+    if requests:
+        log.info(
+            "generation: %d of %d samples cached, asking %s/%s for %d more in %d requests",
+            done,
+            total,
+            generator.backend,
+            generator.model,
+            total - done,
+            len(requests),
+        )
+    if on_progress is not None:
+        on_progress(done, total)
+
+    def on_sample(request: GenerationRequest, index: int, completion: Completion) -> None:
+        nonlocal done
+        store = have[request.key]
+        if index >= wanted[request.key] or index in store:
+            log.debug("ignoring sample %d of %s: not asked for or already stored", index, request.key[:12])
+            return
+        cache.put(request.key, index, completion)
+        store[index] = completion
+        done += 1
+        if on_completion is not None:
+            on_completion(completion)
+        if on_progress is not None:
+            on_progress(done, total)
+
+    if requests:
+        generator.generate(requests, on_sample)
+    return [_collect(generator, key, k, have[key]) for key, (_, k) in zip(keys, prompts, strict=True)]
+
+
+def _missing_requests(
+    wanted: dict[str, int],
+    have: dict[str, dict[int, Completion]],
+    messages_of: dict[str, ChatMessages],
+    params: SamplingParams,
+) -> list[GenerationRequest]:
+    requests = []
+    for key, k in wanted.items():
+        missing = tuple(i for i in range(k) if i not in have[key])
+        if missing:
+            request = GenerationRequest(key=key, messages=messages_of[key], params=params, sample_indices=missing)
+            requests.append(request)
+    return requests
+
+
+def _collect(generator: Generator, key: str, k: int, store: dict[int, Completion]) -> list[Completion]:
+    missing = [i for i in range(k) if i not in store]
+    if missing:
+        raise BackendError(
+            f"backend '{generator.backend}' (model '{generator.model}') returned without samples {missing[:8]} "
+            f"of request {key[:12]}; re-run the same command to ask for them again"
+        )
+    return [store[i] for i in range(k)]

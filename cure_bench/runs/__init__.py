@@ -1,0 +1,1 @@
+"""Run directories and their files: layout, resume, typed summary.json / samples.jsonl."""

@@ -1,0 +1,108 @@
+"""Pure rules of the reward server: which program a completion holds, what a verdict row is worth.
+
+No I/O here, so each rule is tested on plain values and reads the same in the service and the docs:
+
+- reward ``pass_rate`` = passed / total on the tester's tests (0 when there are no tests);
+  ``all_pass`` = 1 when every test passes (and there is at least one), else 0.
+- Best-of-N picks the candidate passing the most tests, the first index on ties (CURE's rule).
+- OpenRLHF sends ``query`` = prompt + response; the response is the query minus the prompt prefix.
+- A label is the problem text, or a JSON object with ``problem`` and/or ``task_id``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from cure_bench.generation.extract import extract_program
+from cure_bench.types import Verdict
+
+
+class RewardMode(StrEnum):
+    PASS_RATE = "pass_rate"
+    ALL_PASS = "all_pass"
+
+
+class ExtractMode(StrEnum):
+    LAST_PYTHON_BLOCK = "last_python_block"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class RowScore:
+    """What one program earned on one problem's tests."""
+
+    reward: float
+    pass_rate: float
+    passed: int
+    total: int
+
+
+def program_from(completion: str | None, code: str | None, extract: ExtractMode) -> str | None:
+    """The program to run: ``code`` as is, else the completion's last python block (or the whole
+    completion with ``extract=none``); None when there is nothing to run."""
+    if code is not None:
+        return code if code.strip() else None
+    if completion is None:
+        return None
+    if extract is ExtractMode.NONE:
+        return completion if completion.strip() else None
+    return extract_program(completion)
+
+
+def score_row(row: Sequence[Verdict], mode: RewardMode) -> RowScore:
+    """The reward of one verdict row under ``mode``."""
+    total = len(row)
+    passed = sum(1 for v in row if v is Verdict.ACCEPTED)
+    pass_rate = passed / total if total else 0.0
+    all_pass = 1.0 if total and passed == total else 0.0
+    reward = all_pass if mode is RewardMode.ALL_PASS else pass_rate
+    return RowScore(reward=reward, pass_rate=pass_rate, passed=passed, total=total)
+
+
+def best_index(passed: Sequence[int]) -> int:
+    """CURE's Best-of-N choice: most tests passed, first index on ties."""
+    if not passed:
+        raise ValueError("best_index needs at least one candidate")
+    best = 0
+    for i, value in enumerate(passed):
+        if value > passed[best]:
+            best = i
+    return best
+
+
+def response_of(query: str, prompt: str) -> str:
+    """OpenRLHF's ``query`` is prompt + response: strip the prompt prefix (the query as is if it does not
+    start with the prompt, e.g. when the trainer re-tokenised it)."""
+    if prompt and query.startswith(prompt):
+        return query[len(prompt) :]
+    return query
+
+
+def parse_label(label: str | dict[str, object] | None) -> tuple[str | None, str | None]:
+    """(problem, task_id) from an OpenRLHF label or a verl ground_truth.
+
+    A JSON object (as a string or already decoded) gives its ``problem`` and ``task_id`` fields; any other
+    non-empty string is the problem text itself.
+    """
+    if label is None:
+        return None, None
+    data: object = label
+    if isinstance(label, str):
+        text = label.strip()
+        if not text.startswith("{"):
+            return (label if text else None), None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            return label, None  # a problem that happens to start with a brace
+    if not isinstance(data, dict):
+        return None, None
+    problem = data.get("problem")
+    task_id = data.get("task_id")
+    return (
+        problem if isinstance(problem, str) and problem.strip() else None,
+        str(task_id) if task_id is not None and str(task_id).strip() else None,
+    )
