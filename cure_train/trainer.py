@@ -87,6 +87,7 @@ def grpo_args(cfg: TrainConfig, plan: StepPlan) -> Any:
         if "activation_checkpointing" in GRPOConfig.__dataclass_fields__
         else "gradient_checkpointing"
     )
+    checkpointing: dict[str, Any] = {checkpointing_key: opt.gradient_checkpointing}
     return GRPOConfig(
         output_dir=cfg.output_dir,
         seed=cfg.seed,
@@ -109,7 +110,7 @@ def grpo_args(cfg: TrainConfig, plan: StepPlan) -> Any:
         warmup_steps=opt.warmup_steps,
         weight_decay=opt.weight_decay,
         max_grad_norm=opt.max_grad_norm,
-        **{checkpointing_key: opt.gradient_checkpointing},
+        **checkpointing,
         deepspeed=opt.deepspeed,
         temperature=ro.temperature,
         top_p=ro.top_p,
@@ -133,7 +134,7 @@ def grpo_args(cfg: TrainConfig, plan: StepPlan) -> Any:
 def _trainer_class() -> type:
     from trl import GRPOTrainer
 
-    class CureGRPOTrainer(GRPOTrainer):  # type: ignore[misc, valid-type]
+    class CureGRPOTrainer(GRPOTrainer):
         """GRPOTrainer with CURE's task-pair data order and a clock on generation."""
 
         def __init__(self, *args: Any, tasks_per_step: int, timer: StepTimer, **kwargs: Any):
@@ -141,14 +142,15 @@ def _trainer_class() -> type:
             self.cure_timer = timer
             super().__init__(*args, **kwargs)
 
-        def _get_train_sampler(self, dataset: Any = None) -> TaskPairSampler:
+        def _get_train_sampler(self, dataset: Any = None) -> Any:
             dataset = self.train_dataset if dataset is None else dataset
+            args: Any = self.args  # a GRPOConfig (TrainingArguments to the type checker)
             return TaskPairSampler(
                 n_tasks=len(dataset) // 2,
                 tasks_per_batch=self.cure_tasks_per_step,
-                mini_repeat_count=self.num_generations,
-                repeat_count=self.num_iterations * self.args.steps_per_generation,
-                seed=self.args.seed,
+                mini_repeat_count=int(self.num_generations or 1),
+                repeat_count=self.num_iterations * args.steps_per_generation,
+                seed=args.seed,
             )
 
         def _generate(self, prompts: list) -> Any:

@@ -239,7 +239,7 @@ def _runs_section(report: Report) -> str:
     rows = []
     for name, a in zip(report.names, report.analyses, strict=True):
         m = a.run.manifest
-        ds = m.get("dataset") if isinstance(m.get("dataset"), dict) else {}
+        ds = a.run.dataset_info
         sha = str(ds.get("sha256") or "")[:12] or "?"
         rows.append(
             [

@@ -87,7 +87,7 @@ def reload_tasks(run: RunData, options: RescoreOptions) -> dict[str, Task]:
     from cure_bench.tasks.reader import task_fingerprint
     from cure_bench.tasks.registry import load_dataset_tasks
 
-    ds = run.manifest.get("dataset") if isinstance(run.manifest.get("dataset"), dict) else {}
+    ds = run.dataset_info
     source = _dataset_source(run, options.dataset)
     tasks, resolved = load_dataset_tasks(
         source,

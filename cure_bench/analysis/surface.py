@@ -91,9 +91,15 @@ class BonSurface:
             "method": self.method,
             "exact": self.exact.tolist(),
             "n_tasks": len(self.task_ids),
-            "expected": {k: grid(self.mean(*k.split("/"))) for k in self.expected},
-            "prefix_slice": {k: grid(self.mean(*k.split("/"), kind="prefix")) for k in self.prefix},
+            "expected": {k: grid(self.mean(*_ranker_metric(k))) for k in self.expected},
+            "prefix_slice": {k: grid(self.mean(*_ranker_metric(k), kind="prefix")) for k in self.prefix},
         }
+
+
+def _ranker_metric(key: str) -> tuple[str, str]:
+    """``"ranker/metric"`` -> its two parts."""
+    ranker, metric = key.split("/")
+    return ranker, metric
 
 
 def default_axis(k: int, start: int) -> list[int]:

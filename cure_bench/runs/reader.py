@@ -69,17 +69,24 @@ class RunData:
         return f"{label} (rescore {self.variant})" if self.variant else label
 
     @property
+    def dataset_info(self) -> dict[str, Any]:
+        """The manifest's ``dataset`` record ({} for runs written before it was a record)."""
+        ds = self.manifest.get("dataset")
+        return ds if isinstance(ds, dict) else {}
+
+    @property
     def dataset_name(self) -> str | None:
         ds = self.manifest.get("dataset")
         if isinstance(ds, dict):
-            return ds.get("name")
+            name = ds.get("name")
+            return None if name is None else str(name)
         return str(ds) if ds else None
 
     @property
     def single(self) -> bool:
         """A one-shot run (``--single``): no tests were generated, so only code metrics exist."""
         if "mode" in self.manifest:
-            return self.manifest["mode"] == "single"
+            return bool(self.manifest["mode"] == "single")
         if "k_case" in self.manifest:
             return int(self.manifest["k_case"] or 0) == 0
         return all(t.table.n_generated == 0 for t in self.tasks)

@@ -331,8 +331,9 @@ class Sandbox:
         for proc in victims:
             proc.close_pipes()
         self._finalizer()  # removes the private directory (workers were already stopped)
-        if getattr(self, "_cache", None) is not None:
-            self._cache.close()
+        cache = getattr(self, "_cache", None)
+        if cache is not None:
+            cache.close()
 
     def __enter__(self) -> Sandbox:
         return self

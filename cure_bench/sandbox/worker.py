@@ -30,7 +30,7 @@ import tempfile
 import time
 
 try:  # run as a script inside the sandbox: the sibling file is bound next to this one
-    import worker_supervise as sup
+    import worker_supervise as sup  # type: ignore[import-not-found]
 except ImportError:  # imported as part of the package (tools, tests)
     from cure_bench.sandbox import worker_supervise as sup
 
@@ -169,14 +169,17 @@ def _fresh_stdio() -> None:
     """Rebuild sys.std* on fds 0-2 as ``python3 prog.py < in > out`` would: block-buffered stdout."""
     import io
 
-    sys.stdin = sys.__stdin__ = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
-    sys.stdout = sys.__stdout__ = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
-    sys.stderr = sys.__stderr__ = io.TextIOWrapper(
+    sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
+    sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+    sys.stderr = io.TextIOWrapper(
         open(2, "wb", buffering=0, closefd=False),  # noqa: SIM115
         encoding="utf-8",
         errors="backslashreplace",
         line_buffering=True,
     )
+    # The __std*__ originals are Final to type checkers, but a program may read them, as under python3.
+    for name in ("stdin", "stdout", "stderr"):
+        setattr(sys, f"__{name}__", getattr(sys, name))
 
 
 def _exit_code(exc: SystemExit) -> int:
@@ -271,7 +274,7 @@ def _pread_all(fd: int, n: int, offset: int) -> bytearray:
     return buf
 
 
-def _classify(status: int, usage, reason, job, out_over: bool, err_over: bool, err: bytes) -> str:
+def _classify(status: int, usage, reason, job, out_over: bool, err_over: bool, err: bytes | bytearray) -> str:
     cpu = usage.ru_utime + usage.ru_stime
     sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
     if reason == "time" or cpu > job["time_limit_s"] or sig == signal.SIGXCPU:

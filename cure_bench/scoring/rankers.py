@@ -180,12 +180,19 @@ class SubTables(Protocol):
     ``finished`` whether the program finished on at least one chosen input (True when m = 0).
     """
 
-    task: TaskArrays
-    progs: np.ndarray
-    scores: np.ndarray
-    pass_keys: np.ndarray
-    out_keys: np.ndarray | None
-    finished: np.ndarray
+    # Read-only members, so frozen dataclasses and cached properties both satisfy the protocol.
+    @property
+    def task(self) -> TaskArrays: ...
+    @property
+    def progs(self) -> np.ndarray: ...
+    @property
+    def scores(self) -> np.ndarray: ...
+    @property
+    def pass_keys(self) -> np.ndarray: ...
+    @property
+    def out_keys(self) -> np.ndarray | None: ...
+    @property
+    def finished(self) -> np.ndarray: ...
 
 
 class Draw:

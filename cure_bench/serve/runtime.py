@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cure_bench.generation.backends import choose_backend, make_generator
 from cure_bench.generation.prompts import PromptTemplate, load_template, prompt_hash
@@ -24,13 +24,16 @@ from cure_bench.serve.store import TestStore
 from cure_bench.serve.tester import GenerationBatcher, TesterService
 from cure_bench.types import Generator
 
+if TYPE_CHECKING:
+    from cure_bench.sandbox import Sandbox
+
 log = logging.getLogger(__name__)
 
 
 class Runtime:
     """Generator, test store, sandbox and the services built on them."""
 
-    def __init__(self, config: ServeConfig, generator: Generator | None, sandbox: Any | None, metrics: Registry):
+    def __init__(self, config: ServeConfig, generator: Generator | None, sandbox: Sandbox | None, metrics: Registry):
         self.config = config
         self.metrics = metrics
         self._owns_generator = generator is None
@@ -126,7 +129,7 @@ def _build_generator(config: ServeConfig) -> Generator:
     return make_generator(backend, config.tester, **options)
 
 
-def build_sandbox(config: ServeConfig) -> Any:
+def build_sandbox(config: ServeConfig) -> Sandbox:
     """The sandbox ``config`` asks for (worker processes start now; close it, or use it as a context manager)."""
     from cure_bench.sandbox import Sandbox
 

@@ -240,7 +240,7 @@ class HFGenerator:
             raise BackendError(
                 f"--model {self.model}: transformers could not load {self.path}: {first_line(exc)}"
             ) from exc
-        model.to(self.device).eval()
+        model.to(self.device).eval()  # type: ignore[arg-type]  # transformers types .to() as a decorated function
         self._stop_ids = _stop_token_ids(tokenizer, model, self.model)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self._stop_ids[0]
         tokenizer.padding_side = "left"

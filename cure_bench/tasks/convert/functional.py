@@ -117,7 +117,7 @@ def _unwrap_sequence(left: ast.expr, right: ast.expr, entry: str) -> tuple[ast.e
     return left, right
 
 
-def _is_call_to(node: ast.expr, entry: str) -> bool:
+def _is_call_to(node: ast.AST, entry: str) -> bool:
     return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == entry
 
 
