@@ -113,10 +113,28 @@ def test_directory_is_not_a_dataset(tmp_path: Path) -> None:
 
 
 def test_cache_dir_env_and_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("CURE_CACHE_DIR", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     monkeypatch.setenv("CURE_CACHE", str(tmp_path / "c"))
-    assert default_cache_dir() == tmp_path / "c"
+    with pytest.warns(DeprecationWarning, match=r"\$CURE_CACHE is deprecated: set \$CURE_CACHE_DIR"):
+        assert default_cache_dir() == tmp_path / "c"
     monkeypatch.delenv("CURE_CACHE")
     assert default_cache_dir() == Path.home() / ".cache" / "cure" / "datasets"
+
+
+def test_one_cache_root_for_datasets_exec_and_reward_serve(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from cure_bench.sandbox import default_cache_dir as exec_cache_dir
+    from cure_bench.serve.config import default_cache_dir as serve_cache_dir
+
+    monkeypatch.setenv("CURE_CACHE_DIR", str(tmp_path / "root"))
+    monkeypatch.setenv("CURE_CACHE", str(tmp_path / "old"))  # the new variable wins, silently
+    dirs = (default_cache_dir(), exec_cache_dir(), serve_cache_dir())
+    assert dirs == (tmp_path / "root" / "datasets", tmp_path / "root" / "exec", tmp_path / "root" / "reward-serve")
+    monkeypatch.delenv("CURE_CACHE_DIR")
+    monkeypatch.delenv("CURE_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert exec_cache_dir() == tmp_path / "xdg" / "cure" / "exec"
+    assert default_cache_dir() == tmp_path / "xdg" / "cure" / "datasets"
 
 
 def test_warm_cache_uses_no_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

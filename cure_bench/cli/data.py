@@ -22,7 +22,7 @@ data_app = typer.Typer(
 
 CacheDir = Annotated[
     Path | None,
-    typer.Option("--cache-dir", help="Dataset cache (default: $CURE_CACHE or ~/.cache/cure/datasets)."),
+    typer.Option("--cache-dir", help="Dataset cache (default: $CURE_CACHE_DIR/datasets, i.e. ~/.cache/cure/datasets)."),
 ]
 
 

@@ -45,7 +45,8 @@ def reward_serve(
     cache_dir: Annotated[
         Path | None,
         typer.Option(
-            "--cache-dir", help="Test cache (SQLite), kept across restarts (default: ~/.cache/cure/reward-serve)."
+            "--cache-dir",
+            help="Test cache (SQLite), kept across restarts (default: $CURE_CACHE_DIR/reward-serve, i.e. ~/.cache/cure/reward-serve).",
         ),
     ] = None,
     workers: Annotated[

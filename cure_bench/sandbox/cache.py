@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 import threading
 import zlib
@@ -18,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 
+from cure_bench.paths import cache_dir
 from cure_bench.types import ExecJob, ExecResult, ExecStatus
 
 ENGINE_VERSION = "1"
@@ -25,11 +25,8 @@ ENGINE_VERSION = "1"
 
 
 def default_cache_dir() -> Path:
-    """``$CURE_CACHE_DIR/exec`` or ``$XDG_CACHE_HOME/cure/exec`` (``~/.cache/cure/exec``)."""
-    if os.environ.get("CURE_CACHE_DIR"):
-        return Path(os.environ["CURE_CACHE_DIR"]) / "exec"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "cure" / "exec"
+    """``exec/`` under the cache root (``$CURE_CACHE_DIR``, default ``~/.cache/cure``)."""
+    return cache_dir("exec")
 
 
 def job_key(job: ExecJob, isolation: str, max_output_bytes: int) -> str:

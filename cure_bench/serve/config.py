@@ -7,22 +7,19 @@ socket is opened is checked in ``__post_init__``, with a message that names the 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cure_bench.errors import ConfigError
+from cure_bench.paths import cache_dir
 from cure_bench.types import SamplingParams
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def default_cache_dir() -> Path:
-    """``$CURE_CACHE_DIR/reward-serve`` or ``$XDG_CACHE_HOME/cure/reward-serve`` (``~/.cache/cure/reward-serve``)."""
-    if os.environ.get("CURE_CACHE_DIR"):
-        return Path(os.environ["CURE_CACHE_DIR"]) / "reward-serve"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "cure" / "reward-serve"
+    """``reward-serve/`` under the cache root (``$CURE_CACHE_DIR``, default ``~/.cache/cure``)."""
+    return cache_dir("reward-serve")
 
 
 @dataclass

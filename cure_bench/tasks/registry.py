@@ -1,8 +1,8 @@
 """The dataset registry: CURE's Gen-Verse files on the Hugging Face hub, plus the bundled sample.
 
 ``--dataset`` accepts a registered name (case-insensitive, aliases included) or a path to a task file.
-Registered hub datasets are downloaded once into a user cache (``$CURE_CACHE`` or
-``~/.cache/cure/datasets``) as ``<cache>/<name>/<filename>``; a file already there is used without
+Registered hub datasets are downloaded once into a user cache (``$CURE_CACHE_DIR/datasets``,
+default ``~/.cache/cure/datasets``) as ``<cache>/<name>/<filename>``; a file already there is used without
 touching the network, so a warm cache works offline. Contamination windows (``start_date`` /
 ``end_date``) filter on the date a task was published, for the datasets that carry one.
 """
@@ -22,13 +22,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cure_bench.errors import DatasetError
+from cure_bench.paths import cache_dir
 from cure_bench.tasks.reader import TaskFingerprint, file_sha256, iter_tasks
 from cure_bench.types import Task
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "CACHE_ENV",
     "DATE_FIELDS",
     "REGISTRY",
     "DatasetSpec",
@@ -45,7 +45,6 @@ __all__ = [
     "task_date",
 ]
 
-CACHE_ENV = "CURE_CACHE"
 DATE_FIELDS = ("contest_date", "release_date", "livebench_release_date", "date")
 """Metadata fields read, in this order, for a task's publication date (LiveCodeBench, LiveBench, ...)."""
 
@@ -157,9 +156,8 @@ class ResolvedDataset:
 
 
 def default_cache_dir() -> Path:
-    """``$CURE_CACHE`` if set, else ``~/.cache/cure/datasets``."""
-    env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "cure" / "datasets"
+    """``datasets/`` under the cache root (``$CURE_CACHE_DIR``, default ``~/.cache/cure``; old ``$CURE_CACHE``)."""
+    return cache_dir("datasets")
 
 
 def find_spec(name: str) -> DatasetSpec | None:
