@@ -1,6 +1,6 @@
 """Build ``cure_bench/data/sample.jsonl``, the bundled ``sample`` dataset, from the specs beside this file.
 
-Run from the repository root:  python scripts/sample/build_sample.py
+Run from the repository root:  python data/sample/build_sample.py
 
 Every expected output is produced by running the task's reference solution (code we wrote and trust) in a
 plain subprocess; nothing is typed by hand. The script then checks each tempting wrong solution passes the
