@@ -25,6 +25,7 @@ from cure_bench.errors import ConfigError, DatasetError
 from cure_bench.fileio import atomic_write_json, atomic_write_jsonl
 from cure_bench.runs.directory import EXEC_CACHE_DIR
 from cure_bench.runs.reader import RunData, RunDirError, load_run, rescore_paths
+from cure_bench.runs.schema import Manifest, Summary
 from cure_bench.types import CompareMode, Task, TaskTable
 
 log = logging.getLogger(__name__)
@@ -194,7 +195,8 @@ def rescore_run(
     if options.time_limit is not None:
         manifest["time_limit_override"] = options.time_limit
     manifest["compare"] = str(compare)
-    summary = {"run": manifest, "metrics": result.metrics, "counts": result.counts}
+    typed = Manifest.from_json(f"{run.path}/summary.json, field 'run'", manifest)
+    summary = Summary(run=typed, metrics=result.metrics, counts=result.counts).to_json()
     if summary_path.exists():
         log.warning("replacing the earlier rescore %s", summary_path)
     atomic_write_jsonl(tables_path, ({"task_id": t.task_id, "table": t.to_json()} for t in tables))

@@ -1,4 +1,4 @@
-"""What a run leaves behind: ``summary.json`` ({"run": manifest, "metrics", "counts"}) and ``samples.jsonl``.
+"""Writing what a run leaves behind: ``summary.json`` and ``samples.jsonl`` (records in :mod:`.schema`).
 
 ``samples.jsonl`` holds one line per task: prompts, raw answers, extracted programs and tests, and the verdict
 table, so a run can be re-scored or analysed offline without generating anything again. Hidden tests are not
@@ -21,6 +21,7 @@ from cure_bench import __version__
 from cure_bench.config import BenchConfig
 from cure_bench.fileio import atomic_write_json, atomic_write_jsonl
 from cure_bench.runs import directory as rundir
+from cure_bench.runs.schema import AnswerRecord, GeneratedTestRecord, Manifest, SampleRow, Summary
 from cure_bench.types import ChatMessages, Completion, Task, TaskTable, TestCase, Verdict
 
 _PACKAGES = ("openai", "aiolimiter", "numpy", "torch", "transformers", "vllm", "trl")
@@ -41,28 +42,32 @@ class TaskRecord:
     hidden_used: int
     table: TaskTable | None = field(default=None)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "task_id": self.task.task_id,
-            "question": self.task.question,
-            "time_limit": self.task.time_limit,
-            "max_test": self.hidden_used,
-            "coder_messages": [list(m) for m in self.coder_messages],
-            "tester_messages": None if self.tester_messages is None else [list(m) for m in self.tester_messages],
-            "code_answers": [_completion_json(c) for c in self.code_answers],
-            "programs": self.programs,
-            "test_answers": [_completion_json(c) for c in self.test_answers],
-            "generated_tests": [
-                {"input": t.input, "output": t.output, "answer_index": i}
+    def to_row(self) -> SampleRow:
+        """The samples.jsonl line of this task (the typed record :mod:`cure_bench.runs.schema` defines)."""
+        return SampleRow(
+            task_id=self.task.task_id,
+            question=self.task.question,
+            time_limit=self.task.time_limit,
+            max_test=self.hidden_used,
+            coder_messages=[list(m) for m in self.coder_messages],
+            tester_messages=None if self.tester_messages is None else [list(m) for m in self.tester_messages],
+            code_answers=[_answer(c) for c in self.code_answers],
+            programs=self.programs,
+            test_answers=[_answer(c) for c in self.test_answers],
+            generated_tests=[
+                GeneratedTestRecord(t.input, t.output, i)
                 for t, i in zip(self.generated_tests, self.test_answer_index, strict=True)
             ],
-            "dropped_test_answers": len(self.test_answers) - len(self.generated_tests),
-            "table": None if self.table is None else self.table.to_json(),
-        }
+            dropped_test_answers=len(self.test_answers) - len(self.generated_tests),
+            table=None if self.table is None else self.table.to_json(),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return self.to_row().to_json()
 
 
-def _completion_json(c: Completion) -> dict[str, Any]:
-    return {"text": c.text, "tokens": c.tokens, "finish_reason": c.finish_reason}
+def _answer(c: Completion) -> AnswerRecord:
+    return AnswerRecord(c.text, c.tokens, c.finish_reason)
 
 
 def package_versions() -> dict[str, str | None]:
@@ -87,45 +92,48 @@ def build_manifest(
     prompt_sha256: str,
     templates: tuple[Any, Any],
     started: float,
-) -> dict[str, Any]:
+) -> Manifest:
     """The run's identity card: enough to tell whether two runs are comparable."""
     mode = "single" if cfg.single else ("bon" if cfg.tester is not None else "bench")
-    return {
-        "tool": "cure-toolkit",
-        "version": __version__,
-        "mode": mode,
-        "command": cfg.command,
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "seconds": round(time.time() - started, 3),
-        "coder": generators.get("coder"),
-        "tester": generators.get("tester"),
-        "dataset": {
-            "name": dataset.name,
-            "path": str(dataset.path),
-            "sha256": dataset.sha256,
-            "fingerprint": fingerprint,
-            "n_tasks": n_tasks,
-            "limit": cfg.limit,
-            "start_date": cfg.start_date,
-            "end_date": cfg.end_date,
+    return Manifest.from_json(
+        "manifest",
+        {
+            "tool": "cure-toolkit",
+            "version": __version__,
+            "mode": mode,
+            "command": cfg.command,
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "seconds": round(time.time() - started, 3),
+            "coder": generators.get("coder"),
+            "tester": generators.get("tester"),
+            "dataset": {
+                "name": dataset.name,
+                "path": str(dataset.path),
+                "sha256": dataset.sha256,
+                "fingerprint": fingerprint,
+                "n_tasks": n_tasks,
+                "limit": cfg.limit,
+                "start_date": cfg.start_date,
+                "end_date": cfg.end_date,
+            },
+            "sampling": asdict(cfg.sampling),
+            "k_code": cfg.k_code,
+            "k_case": 0 if cfg.single else cfg.k_case,
+            "bon": [f"{n}x{m}" for n, m in bon],
+            "max_test": cfg.max_test,
+            "show_examples": cfg.show_examples,
+            "compare": str(cfg.compare),
+            "memory_limit_mb": cfg.memory_limit_mb,
+            "prompts": {
+                "sha256": prompt_sha256,
+                "coder": templates[0].source if templates[0] else "default",
+                "tester": templates[1].source if templates[1] else "default",
+            },
+            "sandbox": sandbox,
+            "packages": package_versions(),
         },
-        "sampling": asdict(cfg.sampling),
-        "k_code": cfg.k_code,
-        "k_case": 0 if cfg.single else cfg.k_case,
-        "bon": [f"{n}x{m}" for n, m in bon],
-        "max_test": cfg.max_test,
-        "show_examples": cfg.show_examples,
-        "compare": str(cfg.compare),
-        "memory_limit_mb": cfg.memory_limit_mb,
-        "prompts": {
-            "sha256": prompt_sha256,
-            "coder": templates[0].source if templates[0] else "default",
-            "tester": templates[1].source if templates[1] else "default",
-        },
-        "sandbox": sandbox,
-        "packages": package_versions(),
-    }
+    )
 
 
 def mean_tokens(answers: Sequence[Sequence[Completion]]) -> float | None:
@@ -152,7 +160,7 @@ def run_counts(records: Sequence[TaskRecord], tables: Sequence[TaskTable]) -> di
 
 def write_outputs(
     run_dir: Path,
-    manifest: dict[str, Any],
+    manifest: Manifest,
     records: Sequence[TaskRecord],
     tables: Sequence[TaskTable],
     *,
@@ -169,7 +177,7 @@ def write_outputs(
     if not single:
         metrics["mean_test_response_tokens"] = mean_tokens([r.test_answers for r in records])
     counts = {**result.counts, **run_counts(records, tables)}
-    summary = {"run": manifest, "metrics": metrics, "counts": counts}
+    summary = Summary(run=manifest, metrics=metrics, counts=counts).to_json()
     atomic_write_jsonl(Path(run_dir) / rundir.SAMPLES_FILE, (r.to_json() for r in records))
     atomic_write_json(Path(run_dir) / rundir.SUMMARY_FILE, summary)
     return summary

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cure_bench.errors import CureError
+from cure_bench.runs.schema import SCHEMA_VERSION, Manifest, RunFileError, SampleRow, Summary
 from cure_bench.types import TaskTable, TestCase
 
 SUMMARY_FILE = "summary.json"
@@ -46,6 +47,8 @@ class RunData:
     counts: dict[str, Any]
     tasks: list[RunTask]
     variant: str | None = None  # the rescore name when loaded from summary.rescore-<name>.json
+    typed_manifest: Manifest = field(default_factory=Manifest)  # ``manifest`` as checked by the schema
+    schema_version: int = SCHEMA_VERSION
 
     @property
     def tables(self) -> list[TaskTable]:
@@ -76,29 +79,26 @@ class RunData:
 
     @property
     def dataset_name(self) -> str | None:
-        ds = self.manifest.get("dataset")
-        if isinstance(ds, dict):
-            name = ds.get("name")
-            return None if name is None else str(name)
-        return str(ds) if ds else None
+        return self.typed_manifest.dataset.name
 
     @property
     def single(self) -> bool:
         """A one-shot run (``--single``): no tests were generated, so only code metrics exist."""
-        if "mode" in self.manifest:
-            return bool(self.manifest["mode"] == "single")
-        if "k_case" in self.manifest:
-            return int(self.manifest["k_case"] or 0) == 0
+        typed = self.typed_manifest
+        if typed.mode is not None:
+            return typed.mode == "single"
+        if typed.k_case is not None:
+            return typed.k_case == 0
         return all(t.table.n_generated == 0 for t in self.tasks)
 
     @property
     def k_code(self) -> int:
-        return int(self.manifest.get("k_code") or max((t.table.n_programs for t in self.tasks), default=0))
+        return self.typed_manifest.k_code or max((t.table.n_programs for t in self.tasks), default=0)
 
     @property
     def k_case(self) -> int:
         found = max((t.table.n_generated for t in self.tasks), default=0)
-        return max(int(self.manifest.get("k_case") or 0), found)
+        return max(self.typed_manifest.k_case or 0, found)
 
     @property
     def pass_at(self) -> tuple[int, ...]:
@@ -111,10 +111,8 @@ class RunData:
         """The BoN cells the run reported ("4x4" strings in the manifest), else the default clipped to k."""
         from cure_bench.scoring.metrics import parse_bon_spec
 
-        spec = self.manifest.get("bon")
-        if isinstance(spec, list):
-            spec = ",".join(str(s) for s in spec)
-        return parse_bon_spec(spec if spec is not None else "4x4,16x16", self.k_code, self.k_case)
+        spec = ",".join(self.typed_manifest.bon) if self.manifest.get("bon") is not None else "4x4,16x16"
+        return parse_bon_spec(spec, self.k_code, self.k_case)
 
 
 def _model_name(value: Any) -> str | None:
@@ -132,31 +130,28 @@ def _read_json(path: Path) -> Any:
         raise RunDirError(f"{path}: not valid JSON ({exc})") from None
 
 
-def _parse_task(path: Path, line_no: int, row: Any) -> RunTask:
+def _parse_task(path: Path, line_no: int, data: Any) -> RunTask:
     where = f"{path}, line {line_no}"
-    if not isinstance(row, dict):
-        raise RunDirError(f"{where}: expected a JSON object, got {type(row).__name__}")
-    if row.get("table") is None:
+    if isinstance(data, dict) and data.get("table") is None:
         raise RunDirError(f"{where}, field 'table': missing (the run was not judged; re-run it to finish)")
     try:
-        table = TaskTable.from_json(row["table"])
+        row = SampleRow.from_json(where, data)
+    except RunFileError as exc:
+        raise RunDirError(str(exc)) from None
+    try:
+        table = TaskTable.from_json(row.table or {})
     except (KeyError, ValueError, TypeError) as exc:
         raise RunDirError(f"{where}, field 'table': not a verdict table ({exc!r})") from None
     _check_rectangular(where, table)
-    tests = row.get("generated_tests") or []
-    try:
-        generated = [TestCase(str(t["input"]), str(t["output"])) for t in tests]
-    except (KeyError, TypeError) as exc:
-        raise RunDirError(f"{where}, field 'generated_tests': each item needs 'input' and 'output' ({exc!r})") from None
     keep = ("task_id", "table", "programs", "generated_tests", "time_limit", "max_test")
     return RunTask(
-        task_id=str(row.get("task_id", table.task_id)),
+        task_id=row.task_id or table.task_id,
         table=table,
-        programs=list(row.get("programs") or []),
-        generated_tests=generated,
-        time_limit=None if row.get("time_limit") is None else float(row["time_limit"]),
-        max_test=None if row.get("max_test") is None else int(row["max_test"]),
-        metadata={k: v for k, v in row.items() if k not in keep},
+        programs=row.programs,
+        generated_tests=[TestCase(t.input, t.output) for t in row.generated_tests],
+        time_limit=row.time_limit,
+        max_test=row.max_test,
+        metadata={k: v for k, v in data.items() if k not in keep},
     )
 
 
@@ -225,17 +220,23 @@ def load_run(run_dir: str | Path) -> RunData:
     if not path.is_dir():
         raise RunDirError(f"{path}: not a directory (give the run's output directory)")
     summary_file = rescore_paths(path, rescore)[0] if rescore else path / SUMMARY_FILE
-    summary = _read_json(summary_file)
-    if not isinstance(summary, dict) or not isinstance(summary.get("run", {}), dict):
+    data = _read_json(summary_file)
+    if not isinstance(data, dict) or not isinstance(data.get("run", {}), dict):
         raise RunDirError(f"{summary_file}: expected {{'run': {{...}}, 'metrics': {{...}}, 'counts': {{...}}}}")
+    try:
+        summary = Summary.from_json(str(summary_file), data)
+    except RunFileError as exc:
+        raise RunDirError(str(exc)) from None
     tasks = load_samples(path / SAMPLES_FILE)
     if rescore:
         _overlay_tables(tasks, rescore_paths(path, rescore)[1])
     return RunData(
         path=path,
-        manifest=summary.get("run") or {},
-        metrics=summary.get("metrics") or {},
-        counts=summary.get("counts") or {},
+        manifest=data.get("run") or {},
+        metrics=summary.metrics,
+        counts=summary.counts,
+        typed_manifest=summary.run,
+        schema_version=summary.schema_version,
         tasks=tasks,
         variant=rescore,
     )
