@@ -105,7 +105,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train one model as coder and unit tester with CURE's co-evolution RL (TRL GRPO underneath).
 
-        Several GPUs: accelerate launch --config_file cure_train/configs/zero2.yaml -m cure_bench.cli.main train CONFIG
+        Several GPUs: accelerate launch --config_file cure_train/configs/zero2.yaml -m cure_bench.cli train CONFIG
         (see docs/training.md).
         """
         from cure_train.config import default_config_text, load_config
