@@ -46,6 +46,7 @@ class BenchConfig:
     limit: int | None = None
     output_dir: Path | None = None
     resume: bool = True
+    rerun: bool = False  # start again even when this exact command already finished (or replace -o's run)
     show_examples: bool = False
     coder_prompt: Path | None = None
     tester_prompt: Path | None = None

@@ -7,6 +7,7 @@ stopped. The library reports progress through a small ``Progress`` protocol; the
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -51,10 +52,14 @@ class NullProgress:
 
 @dataclass
 class BenchResult:
+    """What a run produced. ``reused``: this exact command had already finished in ``run_dir``, so nothing
+    was generated or judged and ``records`` is empty (``tables`` are read back from samples.jsonl)."""
+
     run_dir: Path
     summary: dict[str, Any]
     tables: list[TaskTable]
     records: list[TaskRecord]
+    reused: bool = False
 
 
 def run_bench(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult:
@@ -76,7 +81,10 @@ def run_bench(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult
     settings = _generation_settings(cfg, fingerprint, templates)
     key = rundir.resume_key(settings)
     prefix = _run_prefix(cfg, dataset.name)
-    run_dir = rundir.resolve_run_dir(cfg.output_dir, prefix, key, cfg.resume)
+    finished = _finished_run(cfg, prefix, key)
+    if finished is not None:
+        return finished
+    run_dir = rundir.resolve_run_dir(cfg.output_dir, prefix, key, cfg.resume, settings=settings, rerun=cfg.rerun)
     rundir.start_run(run_dir, key, settings)
     log.info("run directory: %s", run_dir)
 
@@ -114,8 +122,29 @@ def _load_templates(cfg: BenchConfig) -> tuple[PromptTemplate | None, PromptTemp
 
 
 def _run_prefix(cfg: BenchConfig, dataset_name: str) -> str:
-    name = cfg.coder.model if cfg.tester is None else f"{cfg.coder.model}+{cfg.tester.model}"
-    return f"{rundir.slug(name)}-{rundir.slug(dataset_name)}"
+    """``<model-basename>-<dataset>`` (coder+tester for bon): readable, and never starting with ``-``."""
+    coder = rundir.model_basename(cfg.coder.model)
+    name = coder if cfg.tester is None else f"{coder}+{rundir.model_basename(cfg.tester.model)}"
+    return f"{name}-{rundir.slug(dataset_name)}"
+
+
+def _finished_run(cfg: BenchConfig, prefix: str, key: str) -> BenchResult | None:
+    """The finished run this exact command already produced (re-running reports it; ``--rerun`` starts again)."""
+    if cfg.rerun or not cfg.resume:
+        return None
+    if cfg.output_dir is not None:
+        found = rundir.finished_settings(Path(cfg.output_dir))
+        run_dir = Path(cfg.output_dir) if found is not None and found[0] == key else None
+    else:
+        run_dir = rundir.find_finished(Path("runs"), prefix, key)
+    if run_dir is None:
+        return None
+    from cure_bench.runs.reader import load_run
+
+    run = load_run(run_dir)
+    summary = json.loads((run_dir / rundir.SUMMARY_FILE).read_text(encoding="utf-8"))
+    log.info("this command already finished in %s: reporting it (pass --rerun to start again)", run_dir)
+    return BenchResult(run_dir=run_dir, summary=summary, tables=run.tables, records=[], reused=True)
 
 
 def _generation_settings(

@@ -45,6 +45,7 @@ def test_no_resume_with_explicit_dir_forgets_cached_generations(tmp_path):
     (out / rundir.GENERATION_CACHE).write_text("x")
     (out / rundir.EXEC_CACHE_DIR).mkdir()
     (out / "summary.json").write_text("{}")
+    (out / rundir.RUN_FILE).write_text('{"resume_key": "k", "settings": {}}')  # a finished run, same settings
     assert rundir.resolve_run_dir(out, "p", "k", resume=False) == out
     assert not (out / rundir.GENERATION_CACHE).exists() and not (out / rundir.EXEC_CACHE_DIR).exists()
     assert (out / "summary.json").exists()  # results stay until the new run replaces them atomically

@@ -48,6 +48,10 @@ OutputDir = Annotated[
 NoResume = Annotated[
     bool, typer.Option("--no-resume", help="Start afresh: ignore generations cached by an earlier run.")
 ]
+Rerun = Annotated[
+    bool,
+    typer.Option("--rerun", help="Start again even if this command already finished (or replace -o's finished run)."),
+]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print summary.json to stdout instead of the table.")]
 ShowExamples = Annotated[
     bool, typer.Option("--show-examples", help="Show the public example tests to the tester (the paper hides them).")
@@ -114,6 +118,7 @@ SHARED_FLAGS: tuple[tuple[str, Any, Any], ...] = (
     ("seed", Seed, None),
     ("output_dir", OutputDir, None),
     ("no_resume", NoResume, False),
+    ("rerun", Rerun, False),
     ("json_out", JsonOut, False),
     ("show_examples", ShowExamples, False),
     ("coder_prompt", CoderPrompt, None),
@@ -213,6 +218,7 @@ def _config_kwargs(flags: dict[str, Any]) -> dict[str, Any]:
             temperature=flags["temperature"], top_p=flags["top_p"], max_tokens=flags["max_tokens"], seed=flags["seed"]
         ),
         "resume": not flags["no_resume"],
+        "rerun": flags["rerun"],
         "exec_cache": not flags["no_exec_cache"],
     }
 
@@ -231,7 +237,12 @@ def _run(models: dict[str, Any], flags: dict[str, Any]) -> None:
         typer.echo(json.dumps(result.summary, indent=2, ensure_ascii=False))
     else:
         err_console.print(metrics_table(result.summary))
-    err_console.print(f"results: {result.run_dir}")
+    if result.reused:
+        err_console.print(
+            f"this command already finished in {result.run_dir}: its results are above (--rerun starts again)"
+        )
+    else:
+        err_console.print(f"results: {result.run_dir}")
 
 
 @with_shared_flags
