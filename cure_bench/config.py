@@ -80,6 +80,10 @@ class BenchConfig:
                 raise ConfigError(message)
         if not re.fullmatch(r"\s*\d+\s*x\s*\d+\s*(,\s*\d+\s*x\s*\d+\s*)*", self.bon or ""):
             raise ConfigError(f"--bon must be a comma list of NxM such as 4x4,16x16 (got {self.bon!r})")
+        from cure_bench.sandbox.isolation import LEVELS
+
+        if self.sandbox not in ("auto", *LEVELS):
+            raise ConfigError(f"--sandbox must be one of auto, {', '.join(LEVELS)} (got {self.sandbox!r})")
         bad_k = [k for k in self.pass_at if k < 1 or k > self.k_code]
         if bad_k:
             raise ConfigError(f"pass@k needs 1 <= k <= --k-code ({self.k_code}); got {bad_k}")

@@ -84,6 +84,7 @@ def run_bench(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult
     finished = _finished_run(cfg, prefix, key)
     if finished is not None:
         return finished
+    _check_sandbox_starts(cfg)
     run_dir = rundir.resolve_run_dir(cfg.output_dir, prefix, key, cfg.resume, settings=settings, rerun=cfg.rerun)
     rundir.start_run(run_dir, key, settings)
     log.info("run directory: %s", run_dir)
@@ -268,6 +269,15 @@ def _extract(
         test_answer_index=[i for i, t in enumerate(parsed) if t is not None],
         hidden_used=min(cfg.max_test, len(task.hidden_tests)),
     )
+
+
+def _check_sandbox_starts(cfg: BenchConfig) -> None:
+    """Start (and stop) the requested isolation level now: a level this machine cannot provide must fail
+    before hours of generation, not after."""
+    from cure_bench.sandbox import Sandbox
+
+    with Sandbox(workers=1, isolation=cfg.sandbox, use_cache=False):
+        pass
 
 
 def _judge(

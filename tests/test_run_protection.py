@@ -100,3 +100,26 @@ def test_output_dir_that_is_a_file_or_read_only_is_one_line(tmp_path: Path, fake
 def test_run_directory_names_are_readable_and_never_start_with_a_dash(model: str, expected: str) -> None:
     assert rundir.model_basename(model) == expected
     assert not rundir.slug("--x").startswith("-") and not rundir.slug(".hidden").startswith(".")
+
+
+def test_bad_sandbox_level_fails_before_any_request_and_creates_nothing(tmp_path: Path, fake_openai) -> None:
+    srv = fake_openai(responder=ScriptedResponder(), api_key=KEY)
+    tasks, out = write_task_file(tmp_path / "tasks.json"), tmp_path / "out"
+    result = _invoke(_args(srv, tasks, "-o", str(out), "--sandbox", "bwarp"))
+    assert result.exit_code == 1 and "--sandbox must be one of auto, bwrap" in result.output
+    assert "'bwarp'" in result.output and srv.requests_total == 0 and not out.exists()
+
+
+def test_sandbox_that_cannot_start_fails_before_generation(tmp_path: Path, fake_openai, monkeypatch) -> None:
+    from cure_bench.errors import SandboxError
+    from cure_bench.sandbox import pool
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise SandboxError("--sandbox bwrap: bubblewrap cannot start here (simulated)")
+
+    monkeypatch.setattr(pool.Sandbox, "__init__", refuse)
+    srv = fake_openai(responder=ScriptedResponder(), api_key=KEY)
+    tasks = write_task_file(tmp_path / "tasks.json")
+    result = _invoke(_args(srv, tasks, "-o", str(tmp_path / "out"), "--sandbox", "bwrap"))
+    assert result.exit_code == 1 and "bubblewrap cannot start here" in result.output
+    assert srv.requests_total == 0
