@@ -46,6 +46,7 @@ class BenchConfig:
     limit: int | None = None
     output_dir: Path | None = None
     resume: bool = True
+    price_per_mtok: float | None = None  # USD per million output tokens, for the job-size line
     rerun: bool = False  # start again even when this exact command already finished (or replace -o's run)
     show_examples: bool = False
     coder_prompt: Path | None = None
@@ -74,6 +75,10 @@ class BenchConfig:
             (0.0 < self.sampling.top_p <= 1.0, f"--top-p must be in (0, 1] (got {self.sampling.top_p})"),
             (self.sampling.max_tokens >= 1, f"--max-tokens must be at least 1 (got {self.sampling.max_tokens})"),
             (self.workers is None or self.workers >= 1, f"--workers must be at least 1 (got {self.workers})"),
+            (
+                self.price_per_mtok is None or self.price_per_mtok >= 0,
+                f"--price-per-mtok must be >= 0 (got {self.price_per_mtok})",
+            ),
         ]
         for ok, message in checks:
             if not ok:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -19,6 +19,7 @@ from cure_bench.config import BenchConfig, ModelConfig
 from cure_bench.errors import ConfigError, RunInterrupted
 from cure_bench.generation.extract import extract_program, extract_test
 from cure_bench.generation.prompts import PromptTemplate, coder_messages, load_template, prompt_hash, tester_messages
+from cure_bench.job import JobSize, estimate_job
 from cure_bench.runs import directory as rundir
 from cure_bench.runs.files import TaskRecord, build_manifest, write_outputs
 from cure_bench.types import ChatMessages, Completion, Generator, Task, TaskTable
@@ -62,8 +63,14 @@ class BenchResult:
     reused: bool = False
 
 
-def run_bench(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult:
-    """Run the whole evaluation; returns the summary also written to ``<run_dir>/summary.json``."""
+def run_bench(
+    cfg: BenchConfig, progress: Progress | None = None, confirm: Callable[[JobSize], bool] | None = None
+) -> BenchResult:
+    """Run the whole evaluation; returns the summary also written to ``<run_dir>/summary.json``.
+
+    The job's size is logged before anything is generated; ``confirm(job)`` (the CLI's question for big jobs)
+    may refuse it, and then nothing is created.
+    """
     from cure_bench.scoring.metrics import parse_bon_spec
     from cure_bench.tasks.reader import task_fingerprint
     from cure_bench.tasks.registry import load_dataset_tasks
@@ -76,6 +83,7 @@ def run_bench(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult
     if not tasks:
         raise ConfigError(f"--dataset {cfg.dataset}: no tasks left to evaluate (check --limit/--start-date/--end-date)")
     bon = [] if cfg.single else parse_bon_spec(cfg.bon, cfg.k_code, cfg.k_case)
+    _warn_clipped_bon(cfg, bon)
     templates = _load_templates(cfg)
     fingerprint = task_fingerprint(tasks)
     settings = _generation_settings(cfg, fingerprint, templates)
@@ -84,6 +92,10 @@ def run_bench(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult
     finished = _finished_run(cfg, prefix, key)
     if finished is not None:
         return finished
+    job = estimate_job(cfg, len(tasks), cfg.price_per_mtok)
+    log.info("%s", job.describe())
+    if confirm is not None and not confirm(job):
+        raise RunInterrupted("not started: the job was declined (pass --yes to skip the question)")
     _check_sandbox_starts(cfg)
     run_dir = rundir.resolve_run_dir(cfg.output_dir, prefix, key, cfg.resume, settings=settings, rerun=cfg.rerun)
     rundir.start_run(run_dir, key, settings)
@@ -114,6 +126,26 @@ def run_bench(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult
     )
     summary = write_outputs(run_dir, manifest, records, tables, bon=bon, pass_at=cfg.pass_at, single=cfg.single)
     return BenchResult(run_dir=run_dir, summary=summary, tables=tables, records=records)
+
+
+def _warn_clipped_bon(cfg: BenchConfig, bon: list[tuple[int, int]]) -> None:
+    """``--bon 32x32 --k-code 4`` is measured as 4x4: say so, since the key alone is easy to misread."""
+    from cure_bench.scoring.metrics import bon_key, parse_bon_spec
+
+    huge = 1 << 30
+    asked = [] if cfg.single else parse_bon_spec(cfg.bon, huge, huge)
+    clipped = [f"{bon_key(*a)} -> {bon_key(*b)}" for a, b in zip(asked, _clip_each(asked, cfg), strict=True) if a != b]
+    if clipped:
+        log.warning(
+            "--bon asks for more samples than --k-code %d / --k-case %d: measured as %s",
+            cfg.k_code,
+            cfg.k_case,
+            ", ".join(clipped),
+        )
+
+
+def _clip_each(pairs: list[tuple[int, int]], cfg: BenchConfig) -> list[tuple[int, int]]:
+    return [(min(n, cfg.k_code), min(m, cfg.k_case)) for n, m in pairs]
 
 
 def _load_templates(cfg: BenchConfig) -> tuple[PromptTemplate | None, PromptTemplate | None]:

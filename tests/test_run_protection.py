@@ -123,3 +123,13 @@ def test_sandbox_that_cannot_start_fails_before_generation(tmp_path: Path, fake_
     result = _invoke(_args(srv, tasks, "-o", str(tmp_path / "out"), "--sandbox", "bwrap"))
     assert result.exit_code == 1 and "bubblewrap cannot start here" in result.output
     assert srv.requests_total == 0
+
+
+def test_clipped_bon_is_said(tmp_path: Path, fake_openai) -> None:
+    srv = fake_openai(responder=ScriptedResponder(), api_key=KEY)
+    tasks = write_task_file(tmp_path / "tasks.json")
+    result = _invoke(_args(srv, tasks, "-o", str(tmp_path / "out"), "--bon", "2x2,32x32", "--json"))
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.stderr.split())  # the log line as one line, whatever the terminal width
+    assert "measured as 32x32 -> 2x2" in said and "2x2 -> 2x2" not in said
+    assert set(json.loads(result.stdout)["metrics"]["bon"]) == {"2x2"}

@@ -48,6 +48,11 @@ OutputDir = Annotated[
 NoResume = Annotated[
     bool, typer.Option("--no-resume", help="Start afresh: ignore generations cached by an earlier run.")
 ]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Start big jobs without asking (asked only in a terminal).")]
+PricePerMtok = Annotated[
+    float | None,
+    typer.Option("--price-per-mtok", help="USD per million output tokens: adds a cost ceiling to the job line."),
+]
 Rerun = Annotated[
     bool,
     typer.Option("--rerun", help="Start again even if this command already finished (or replace -o's finished run)."),
@@ -119,6 +124,8 @@ SHARED_FLAGS: tuple[tuple[str, Any, Any], ...] = (
     ("output_dir", OutputDir, None),
     ("no_resume", NoResume, False),
     ("rerun", Rerun, False),
+    ("yes", Yes, False),
+    ("price_per_mtok", PricePerMtok, None),
     ("json_out", JsonOut, False),
     ("show_examples", ShowExamples, False),
     ("coder_prompt", CoderPrompt, None),
@@ -219,8 +226,17 @@ def _config_kwargs(flags: dict[str, Any]) -> dict[str, Any]:
         ),
         "resume": not flags["no_resume"],
         "rerun": flags["rerun"],
+        "price_per_mtok": flags["price_per_mtok"],
         "exec_cache": not flags["no_exec_cache"],
     }
+
+
+def _confirm_big_job(job: Any, progress: Any) -> bool:
+    """Ask before a big job, in an interactive terminal only (scripts and CI never block on a question)."""
+    if not job.needs_confirmation or not (sys.stdin.isatty() and sys.stderr.isatty()):
+        return True
+    with progress.paused():
+        return bool(typer.confirm(f"{job.describe()}\nStart it?", default=False, err=True))
 
 
 def _run(models: dict[str, Any], flags: dict[str, Any]) -> None:
@@ -232,7 +248,8 @@ def _run(models: dict[str, Any], flags: dict[str, Any]) -> None:
     setup_logging(flags["verbose"])
     config = BenchConfig(command=shlex.join(["cure", *sys.argv[1:]]), **models, **_config_kwargs(flags))
     with RichProgress(err_console) as progress:
-        result = run_bench(config, progress=progress)
+        confirm = None if flags["yes"] else functools.partial(_confirm_big_job, progress=progress)
+        result = run_bench(config, progress=progress, confirm=confirm)
     if flags["json_out"]:
         typer.echo(json.dumps(result.summary, indent=2, ensure_ascii=False))
     else:

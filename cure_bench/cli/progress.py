@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
@@ -38,6 +40,15 @@ class RichProgress:
 
     def __exit__(self, *exc: object) -> None:
         self._progress.stop()
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Stop redrawing while the user answers a question on the same terminal."""
+        self._progress.stop()
+        try:
+            yield
+        finally:
+            self._progress.start()
 
     def start(self, stage: str, total: int) -> None:
         self._tasks[stage] = self._progress.add_task(stage, total=total or None, rate="")
