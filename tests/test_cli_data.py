@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -33,14 +34,37 @@ def test_list_shows_registry_and_cache_state(tmp_path: Path) -> None:
     path = cached_path(spec, tmp_path)
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(_rows(1)))
-    result = runner.invoke(app, ["data", "list", "--cache-dir", str(tmp_path)], env={"COLUMNS": "250"})
+    result = runner.invoke(app, ["data", "list", "--cache-dir", str(tmp_path), "--json"])
     assert result.exit_code == 0, result.output
-    lines = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") > 3}
+    rows = {row["name"]: row for row in json.loads(result.output)}
     assert {"sample", "CodeContests_train", "CodeContests", "CodeForces", "LiveBench", "LiveCodeBench", "MBPP"} <= set(
-        lines
+        rows
     )
-    assert "yes" in lines["CodeForces"] and "yes" not in lines["MBPP"].split("│")[5]
-    assert "Gen-Verse/MBPP-ReasonFlux" in lines["MBPP"]
+    assert rows["CodeForces"]["cached"] is True and rows["MBPP"]["cached"] is False
+    assert "Gen-Verse/MBPP-ReasonFlux" in rows["MBPP"]["source"]
+    plain = runner.invoke(app, ["data", "list", "--cache-dir", str(tmp_path), "--plain"])
+    names = [line.split("\t")[0] for line in plain.output.splitlines()]
+    assert names == list(rows)
+
+
+@pytest.mark.parametrize("width", [80, 160])
+def test_list_table_never_cuts_the_names_users_copy(width: int) -> None:
+    from rich.console import Console
+
+    from cure_bench.cli import data as data_cli
+    from cure_bench.tasks.registry import REGISTRY
+
+    console = Console(width=width, record=True, file=io.StringIO())
+    original = data_cli.console
+    data_cli.console = console
+    try:
+        data_cli.list_cmd(cache_dir=None, as_json=False, plain=False)
+    finally:
+        data_cli.console = original
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= width
+    first_cells = {line.split("│")[1].strip() for line in text.splitlines() if line.count("│") > 3}
+    assert {spec.name for spec in REGISTRY} <= first_cells  # each whole, on one line
 
 
 def test_validate_ok_and_problems(tmp_path: Path) -> None:
@@ -118,8 +142,9 @@ def test_download_cached_prints_path_without_network(tmp_path: Path, monkeypatch
     path = cached_path(spec, tmp_path)
     path.parent.mkdir(parents=True)
     path.write_text("[]")
-    result = runner.invoke(app, ["data", "download", "livebench", "--cache-dir", str(tmp_path)], env={"COLUMNS": "400"})
-    assert result.exit_code == 0 and str(path) in result.output
+    args = ["data", "download", "livebench", "--cache-dir", str(tmp_path), "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and json.loads(result.output) == {"name": "LiveBench", "path": str(path)}
 
 
 def _cf_row(pid: str, **extra: object) -> dict[str, object]:
@@ -141,9 +166,10 @@ def test_convert_writes_tasks_and_report(tmp_path: Path) -> None:
     src.write_text(json.dumps([_cf_row("1A"), _cf_row("1B", generated_checker="checker"), _cf_row("1C")]))
     out = tmp_path / "out.json"
     args = ["data", "convert", "--from", "codeforces", str(src), "-o", str(out), "--time-limit", "3", "--limit", "2"]
-    result = runner.invoke(app, args, env={"COLUMNS": "200"})
+    result = runner.invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output
-    assert "converted" in result.output and "special checker" in result.output
+    outcome = json.loads(result.stdout)
+    assert (outcome["converted"], outcome["skipped"], outcome["total"]) == (1, {"special checker": 1}, 2)
     tasks = load_tasks(out)
     assert [t.task_id for t in tasks] == ["codeforces/1A"] and tasks[0].time_limit == 3.0
     report = json.loads((tmp_path / "out.report.json").read_text())

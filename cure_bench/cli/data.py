@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -32,22 +32,42 @@ def register(app: typer.Typer) -> None:
 
 @data_app.command("list")
 @cli_errors
-def list_cmd(cache_dir: CacheDir = None) -> None:
+def list_cmd(
+    cache_dir: CacheDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the registry as JSON (for scripts).")] = False,
+    plain: Annotated[bool, typer.Option("--plain", help="One tab-separated line per dataset, no table.")] = False,
+) -> None:
     """Registered datasets: name, aliases, source, size, and whether a local copy exists."""
     from cure_bench.tasks.registry import REGISTRY, cached_path
 
+    rows: list[dict[str, Any]] = [
+        {
+            "name": spec.name,
+            "aliases": list(spec.aliases),
+            "source": spec.source,
+            "size": spec.approx_size,
+            "cached": cached_path(spec, cache_dir).is_file(),
+            "dates": spec.has_dates,
+        }
+        for spec in REGISTRY
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if plain:
+        for row in rows:
+            cells = [row["name"], ",".join(row["aliases"]), row["source"], row["size"], str(row["cached"]).lower()]
+            typer.echo("\t".join(cells))
+        return
     table = Table(title="cure datasets", title_justify="left")
-    for column in ("name", "aliases", "source", "size", "cached", "dates"):
-        table.add_column(column)
-    for spec in REGISTRY:
-        present = cached_path(spec, cache_dir).is_file()
+    # The name is what users copy into --dataset: it is never cut or wrapped; the other columns wrap.
+    table.add_column("name", no_wrap=True, min_width=max(len(r["name"]) for r in rows))
+    for column in ("aliases", "source", "size", "cached", "dates"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        cached = "[green]yes[/]" if row["cached"] else "no"
         table.add_row(
-            spec.name,
-            ", ".join(spec.aliases),
-            spec.source,
-            spec.approx_size,
-            "[green]yes[/]" if present else "no",
-            "yes" if spec.has_dates else "",
+            row["name"], ", ".join(row["aliases"]), row["source"], row["size"], cached, "yes" if row["dates"] else ""
         )
     console.print(table)
 
@@ -58,6 +78,7 @@ def download_cmd(
     name: Annotated[str, typer.Argument(help="Registered dataset name or alias (see `cure data list`).")],
     cache_dir: CacheDir = None,
     force: Annotated[bool, typer.Option("--force", help="Download again even if a copy is cached.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the name and path as JSON.")] = False,
 ) -> None:
     """Download a registered dataset from the Hugging Face hub into the cache."""
     from cure_bench.errors import DatasetError
@@ -68,7 +89,10 @@ def download_cmd(
     if spec is None:
         raise DatasetError(f"unknown dataset '{name}'; registered: {', '.join(s.name for s in REGISTRY)}")
     path = download_dataset(spec, cache_dir, force=force)
-    console.print(f"{spec.name}: {path}")
+    if as_json:
+        typer.echo(json.dumps({"name": spec.name, "path": str(path)}))
+        return
+    console.print(f"{spec.name}: {path}", highlight=False, soft_wrap=True)
 
 
 @data_app.command("validate")
@@ -162,6 +186,7 @@ def convert_cmd(
     ] = 2.0,
     workers: Annotated[int | None, typer.Option("--workers", help="Sandbox workers for verification.")] = None,
     sandbox: Annotated[str, typer.Option("--sandbox", help="Sandbox isolation for verification.")] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome counts as JSON.")] = False,
 ) -> None:
     """Convert a benchmark original to the CURE task schema; writes OUT and OUT.report.json (skips per reason)."""
     from cure_bench.tasks.convert import ConvertOptions, convert
@@ -184,6 +209,13 @@ def convert_cmd(
     with Progress(*columns, console=err_console, transient=True) as progress:
         bar = progress.add_task("converting; verifying reference solutions", total=None)
         report = convert(source.lower(), input_path, output, options, on_result=lambda: progress.advance(bar))
+    if as_json:
+        outcome = {"output": str(output), "report": str(report_path(output)), "total": report.total}
+        skipped = dict(report.skipped.most_common())
+        typer.echo(
+            json.dumps({**outcome, "converted": report.converted, "skipped": skipped, "unverified": report.unverified})
+        )
+        return
     table = Table(title=f"{source} -> {output}", title_justify="left")
     table.add_column("outcome")
     table.add_column("rows", justify="right")
