@@ -53,6 +53,10 @@ def setup_logging(verbose: bool = False) -> None:
         handlers=[RichHandler(console=err_console, show_path=False, show_time=False)],
         force=True,
     )
+    # Only the CLI draws progress: tqdm bars of transformers / huggingface_hub would interleave with ours
+    # (tqdm >= 4.66 reads TQDM_DISABLE). A user who wants them back sets either variable to 0.
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     # One line per HTTP request drowns the progress bars; the backend logs retries and failures itself.
     for noisy in ("httpx", "httpx2", "httpcore", "openai"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)

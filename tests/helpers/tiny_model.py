@@ -22,8 +22,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 IM_START = "<|im_start|>"
 IM_END = "<|im_end|>"
 END_OF_TEXT = "<|endoftext|>"
@@ -159,7 +157,7 @@ def _make_config_portable(path: Path) -> None:
     path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny Qwen2 chat model directory, built once per test session."""
-    return build_tiny_model(tmp_path_factory.mktemp("tiny-qwen2"))
+if __name__ == "__main__":  # python -m tests.helpers.tiny_model DIR: a local stand-in for a hub model
+    import sys
+
+    print(build_tiny_model(Path(sys.argv[1] if len(sys.argv) > 1 else "tiny-qwen2")))
