@@ -17,8 +17,9 @@ from cure_bench.types import CompareMode
 def captured(monkeypatch):
     seen = {}
 
-    def fake_run_bench(config, progress=None):
+    def fake_run_bench(config, progress=None, confirm=None):
         seen["config"] = config
+        seen["confirm"] = confirm
         return BenchResult(
             run_dir=Path("x"), summary={"run": {}, "metrics": {"code_acc": 0.5}, "counts": {}}, tables=[], records=[]
         )
@@ -53,6 +54,16 @@ def test_bench_flags_reach_the_config(captured, monkeypatch):
     assert cfg.coder.model == "gpt-4o-mini" and cfg.tester is None
     assert cfg.coder.options["openai"] == {"rpm": 60, "tpm": 1000, "concurrency": 4}
     assert cfg.command.startswith("cure ")
+    assert cfg.rerun is False and cfg.price_per_mtok is None and captured["confirm"] is not None
+
+
+def test_yes_rerun_and_price_reach_the_library(captured, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    args = ["bench", "--model", "gpt-4o-mini", "--yes", "--rerun", "--price-per-mtok", "0.6"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    cfg = captured["config"]
+    assert cfg.rerun is True and cfg.price_per_mtok == 0.6 and captured["confirm"] is None
 
 
 def test_bon_gives_each_role_its_own_server(captured, monkeypatch):
