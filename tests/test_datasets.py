@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cure_bench.errors import DatasetError
+from cure_bench.errors import DatasetError, TaskFileError
 from cure_bench.tasks import registry as ds
 from cure_bench.tasks.reader import file_sha256
 from cure_bench.tasks.registry import (
@@ -260,3 +260,22 @@ def test_bad_flags(kwargs: dict[str, object], fragment: str) -> None:
 def test_module_exports() -> None:
     for name in ds.__all__:
         assert hasattr(ds, name)
+
+
+def test_rows_left_out_are_on_the_resolved_dataset_within_window_and_limit(tmp_path: Path) -> None:
+    days = ["2024-01-10", "2024-02-01", "2024-03-05", "2024-04-20"]
+    rows = _rows(4, contest_date=days)
+    rows[0]["test_input"] = []  # outside the window below
+    rows[2]["test_input"] = []  # inside it
+    _populate(tmp_path, "LiveCodeBench", rows)
+    tasks, resolved = load_dataset_tasks("lcb", cache_dir=tmp_path, start_date="2024-02-01")
+    assert [t.task_id for t in tasks] == ["p1", "p3"]
+    assert [(s.task_id, s.reason) for s in resolved.skipped] == [("p2", "no hidden tests")]
+    assert resolved.skip_counts() == {
+        "skipped_tasks": [{"task_id": "p2", "row": 2, "reason": "no hidden tests", "field": "test_input"}],
+        "skipped_tasks_by_reason": {"no hidden tests": 1},
+    }
+    _, first_two = load_dataset_tasks("lcb", cache_dir=tmp_path, limit=1)  # stops before row 2 is read
+    assert [s.task_id for s in first_two.skipped] == ["p0"]
+    with pytest.raises(TaskFileError, match="row 0, field 'test_input': is empty"):
+        load_dataset_tasks("lcb", cache_dir=tmp_path, strict=True)
