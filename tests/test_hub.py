@@ -224,7 +224,7 @@ def test_manifest_records_the_hub_location_and_commit(fake_hub, tmp_path: Path) 
         cfg, dataset=resolved, fingerprint="fp", n_tasks=len(tasks), bon=[], generators={}, sandbox={},
         prompt_sha256="p", templates=(None, None), started=0.0,
     )  # fmt: skip
-    ds = manifest["dataset"]
+    ds = manifest.to_json()["dataset"]
     assert ds["hub"] == {"repo_id": NEW, "filename": "test/MBPP-ReasonFlux.json", "sha": "9" * 40, "revision": None}
     assert ds["source"] == f"hf://datasets/{NEW}/test/MBPP-ReasonFlux.json"
     assert ds["name"] == "MBPP" and ds["sha256"] == resolved.sha256 and ds["strict"] is False
