@@ -182,7 +182,7 @@ def test_pinned_revision(fake_hub, tmp_path: Path) -> None:
     refs = {"main": "c" * 40, "v1": "d" * 40}
     fake = fake_hub({OLD: FakeRepo({"test/MBPP.json": ROWS}, refs=refs)})
     pinned = resolve_dataset("MBPP@v1", cache_dir=tmp_path)
-    assert pinned.path == tmp_path / "MBPP@v1" / "test" / "MBPP.json"
+    assert pinned.path == tmp_path / "MBPP@v1" / "test" / "MBPP.json" and pinned.name == "MBPP@v1"
     assert pinned.hub is not None and (pinned.hub.sha, pinned.hub.revision) == ("d" * 40, "v1")
     assert fake.info_calls == [(NEW, "v1"), (OLD, "v1")] and fake.downloads[-1]["revision"] == "d" * 40
     assert _record(tmp_path / "MBPP@v1")["revision"] == "v1"
@@ -190,6 +190,8 @@ def test_pinned_revision(fake_hub, tmp_path: Path) -> None:
     assert latest.path == tmp_path / "MBPP" / "test" / "MBPP.json" and latest.hub and latest.hub.sha == "c" * 40
     by_keyword = resolve_dataset("MBPP", cache_dir=tmp_path, revision="v1")  # warm: no hub call
     assert by_keyword.hub == pinned.hub and len(fake.downloads) == 2
+    offline = resolve_dataset(pinned.name, cache_dir=tmp_path, download=False)  # what a re-score would pass
+    assert offline.path == pinned.path and offline.hub == pinned.hub
     with pytest.raises(DatasetError, match=r"at revision 'v9'.*no revision 'v9'"):
         resolve_dataset("MBPP@v9", cache_dir=tmp_path)
 

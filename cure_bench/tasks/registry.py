@@ -303,9 +303,14 @@ def resolve_dataset(
                 f"dataset '{spec.name}{pin}' is not in the cache ({folder}); run `cure data download {spec.name}{pin}`"
             )
         path, source = hit
-        return ResolvedDataset(spec.name, path, spec, file_sha256(path), hub=source)
+        return ResolvedDataset(_pinned_name(spec, revision), path, spec, file_sha256(path), hub=source)
     fetched, fetched_source = fetch_dataset(spec, cache_dir, revision=revision)
-    return ResolvedDataset(spec.name, fetched, spec, file_sha256(fetched), hub=fetched_source)
+    return ResolvedDataset(_pinned_name(spec, revision), fetched, spec, file_sha256(fetched), hub=fetched_source)
+
+
+def _pinned_name(spec: DatasetSpec, revision: str | None) -> str:
+    """``MBPP@v1`` for a pinned revision, so run names, manifests and re-scoring keep the pin."""
+    return spec.name if revision is None else f"{spec.name}@{revision}"
 
 
 # --------------------------------------------------------------------------------------------------
