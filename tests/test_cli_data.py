@@ -167,7 +167,9 @@ def test_download_cached_prints_path_without_network(tmp_path: Path, monkeypatch
     path.write_text("[]")
     args = ["data", "download", "livebench", "--cache-dir", str(tmp_path), "--json"]
     result = runner.invoke(app, args)
-    assert result.exit_code == 0 and json.loads(result.output) == {"name": "LiveBench", "path": str(path)}
+    assert result.exit_code == 0, result.output
+    hub = {"repo_id": "Gen-Verse/LiveBench-ReasonFlux", "filename": "test/LiveBench-ReasonFlux.json", "sha": None}
+    assert json.loads(result.output) == {"name": "LiveBench", "path": str(path), "hub": {**hub, "revision": None}}
 
 
 def _cf_row(pid: str, **extra: object) -> dict[str, object]:
