@@ -59,6 +59,8 @@ class BenchConfig:
     start_date: str | None = None
     end_date: str | None = None
     cache_dir: Path | None = None
+    # --strict: refuse a dataset with rows upstream skips (no hidden tests, no question) instead of leaving them out
+    strict: bool = False
     pass_at: tuple[int, ...] = (1,)
     command: str | None = None  # the command line, for the manifest
 

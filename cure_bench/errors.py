@@ -2,6 +2,7 @@
 
 CureError                      anything the user can fix; the message names the file/row/field/flag
 ├── TaskFileError              a task file is missing, unparsable, or a row breaks the schema
+│   └── SkippableRowError      a row upstream's evaluation skips (no hidden tests, no question); fatal only if strict
 ├── DatasetError               unknown dataset name, or a download that cannot happen (offline, 404)
 ├── ConfigError                a flag or config key has a bad value, or two of them disagree
 ├── MissingExtraError          an optional dependency is needed: the message says what to pip install
@@ -32,6 +33,17 @@ class TaskFileError(CureError):
             where += f", field '{field}'"
         super().__init__(f"{where}: {message}")
         self.path, self.row, self.field = path, row, field
+
+
+class SkippableRowError(TaskFileError):
+    """A row CURE's own evaluation leaves out rather than fails on; readers skip it unless asked to be strict.
+
+    ``reason`` is a short stable code (see :mod:`cure_bench.tasks.schema`) counted in summary.json.
+    """
+
+    def __init__(self, path: str, message: str, row: int | None = None, field: str | None = None, *, reason: str):
+        super().__init__(path, message, row=row, field=field)
+        self.reason = reason
 
 
 class DatasetError(CureError):

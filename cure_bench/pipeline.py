@@ -78,10 +78,18 @@ def run_bench(
     progress = progress or NullProgress()
     started = time.time()
     tasks, dataset = load_dataset_tasks(
-        cfg.dataset, limit=cfg.limit, start_date=cfg.start_date, end_date=cfg.end_date, cache_dir=cfg.cache_dir
+        cfg.dataset,
+        limit=cfg.limit,
+        start_date=cfg.start_date,
+        end_date=cfg.end_date,
+        cache_dir=cfg.cache_dir,
+        strict=cfg.strict,
     )
     if not tasks:
-        raise ConfigError(f"--dataset {cfg.dataset}: no tasks left to evaluate (check --limit/--start-date/--end-date)")
+        left_out = f"; {len(dataset.skipped)} row(s) left out, see `cure data validate`" if dataset.skipped else ""
+        raise ConfigError(
+            f"--dataset {cfg.dataset}: no tasks left to evaluate (check --limit/--start-date/--end-date){left_out}"
+        )
     bon = [] if cfg.single else parse_bon_spec(cfg.bon, cfg.k_code, cfg.k_case)
     _warn_clipped_bon(cfg, bon)
     templates = _load_templates(cfg)
@@ -124,7 +132,16 @@ def run_bench(
         templates=templates,
         started=started,
     )
-    summary = write_outputs(run_dir, manifest, records, tables, bon=bon, pass_at=cfg.pass_at, single=cfg.single)
+    summary = write_outputs(
+        run_dir,
+        manifest,
+        records,
+        tables,
+        bon=bon,
+        pass_at=cfg.pass_at,
+        single=cfg.single,
+        extra_counts=dataset.skip_counts(),
+    )
     return BenchResult(run_dir=run_dir, summary=summary, tables=tables, records=records)
 
 

@@ -139,17 +139,44 @@ def test_bad_dataset_inputs_give_one_line_errors(tmp_path, fake_openai, setup, m
     path = tmp_path / "tasks.json"
     if setup == "malformed":
         path.write_text('[{"question": "x", ')
-    elif setup == "no_question":
+    elif setup == "no_question":  # a row upstream skips: refused under --strict (left out otherwise, see below)
         path.write_text(json.dumps([{**TASKS[0]}, {k: v for k, v in TASKS[1].items() if k != "question"}]))
     dataset = "NoSuchDataset" if setup == "unknown_name" else str(path)
     out = tmp_path / "out"
-    result = invoke(*bench_args(srv, Path(dataset), out))
+    result = invoke(*bench_args(srv, Path(dataset), out, *(["--strict"] if setup == "no_question" else [])))
     assert result.exit_code != 0
     assert "error:" in result.output and message in result.output
     assert "Traceback" not in result.output
     assert not (out / "summary.json").exists()
     if setup == "no_question":
         assert "row 1" in result.output
+
+
+def test_row_without_hidden_tests_is_left_out_and_counted_unless_strict(tmp_path, fake_openai):
+    srv = fake_openai(responder=ScriptedResponder(), api_key=KEY)
+    empty = {**TASKS[2], "task_id": "D", "question": "TASK-D: no hidden tests.", "test_input": [], "test_output": []}
+    rows = [TASKS[0], empty, TASKS[1], TASKS[2]]
+    tasks = tmp_path / "tasks.json"
+    tasks.write_text(json.dumps(rows))
+    out = tmp_path / "run"
+    result = invoke(*bench_args(srv, tasks, out))
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert_expected_metrics(summary["metrics"])  # D is in no metric: the numbers are those of A, B, C
+    counts = summary["counts"]
+    assert counts["skipped_tasks"] == [{"task_id": "D", "row": 1, "reason": "no hidden tests", "field": "test_input"}]
+    assert counts["skipped_tasks_by_reason"] == {"no hidden tests": 1}
+    assert summary["run"]["dataset"]["n_tasks"] == 3 and summary["run"]["dataset"]["skipped"] == 1
+    assert summary["run"]["dataset"]["strict"] is False and summary["run"]["dataset"]["source"] == "local file"
+    rows_out = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert [r["task_id"] for r in rows_out] == ["A", "B", "C"]
+    assert not any("TASK-D" in m["content"] for r in srv.requests for m in r.messages)  # nothing asked for D
+
+    strict_out = tmp_path / "strict"
+    refused = invoke(*bench_args(srv, tasks, strict_out, "--strict"))
+    assert refused.exit_code == 1
+    assert "row 1, field 'test_input': is empty" in refused.output and "without --strict" in refused.output
+    assert "Traceback" not in refused.output and not (strict_out / "summary.json").exists()
 
 
 def test_unreachable_server_and_wrong_key(tmp_path, fake_openai):

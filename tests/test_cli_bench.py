@@ -66,6 +66,15 @@ def test_yes_rerun_and_price_reach_the_library(captured, monkeypatch):
     assert cfg.rerun is True and cfg.price_per_mtok == 0.6 and captured["confirm"] is None
 
 
+def test_strict_reaches_the_config_on_both_commands(captured):
+    assert CliRunner().invoke(app, ["bench", "--model", "m"]).exit_code == 0
+    assert captured["config"].strict is False
+    assert CliRunner().invoke(app, ["bench", "--model", "m", "--strict"]).exit_code == 0
+    assert captured["config"].strict is True
+    assert CliRunner().invoke(app, ["bon", "--coder", "a", "--tester", "b", "--strict"]).exit_code == 0
+    assert captured["config"].strict is True
+
+
 def test_bon_gives_each_role_its_own_server(captured, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "env-key")
     result = CliRunner().invoke(

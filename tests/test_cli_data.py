@@ -75,18 +75,41 @@ def test_validate_ok_and_problems(tmp_path: Path) -> None:
     report = json.loads(result.output)
     assert (report["rows"], report["valid"], report["ok"], report["problems"]) == (2, 2, True, [])
     bad = tmp_path / "bad.jsonl"
-    bad.write_text(
-        json.dumps({"test_input": ["1"], "test_output": ["1"]}) + "\n" + json.dumps({"question": "x"}) + "\n"
-    )
+    rows = [{"question": 3, "test_input": ["1"], "test_output": ["1"]}, {"question": "x", "test_time_limit": -1}]
+    bad.write_text("".join(json.dumps(r) + "\n" for r in rows))
     result = runner.invoke(app, ["data", "validate", str(bad)], env={"COLUMNS": "250"})
     assert result.exit_code == 1
-    assert "row 0, field 'question': missing" in result.output
-    assert "row 1, field 'test_input': missing" in result.output
+    assert "row 0, field 'question': expected a string" in result.output
+    assert "row 1, field 'test_time_limit': must be a number > 0" in result.output
+    assert "row 1, field 'test_input': missing" in result.output and "left out: no hidden tests" in result.output
     assert "2 problem(s)" in result.output
     as_json = runner.invoke(app, ["data", "validate", str(bad), "--json"])
     assert as_json.exit_code == 1
-    fields = [(p["row"], p["field"]) for p in json.loads(as_json.output)["problems"]]
-    assert fields == [(0, "question"), (1, "test_input")]
+    report = json.loads(as_json.output)
+    assert [(p["row"], p["field"]) for p in report["problems"]] == [(0, "question"), (1, "test_time_limit")]
+    assert [(p["row"], p["field"], p["reason"]) for p in report["warnings"]] == [(1, "test_input", "no hidden tests")]
+
+
+def test_validate_rows_a_run_leaves_out_are_warnings_unless_strict(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    rows = [
+        *_rows(2),
+        {"question": "x", "test_input": [], "test_output": []},
+        {"test_input": ["1"], "test_output": ["1"]},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = runner.invoke(app, ["data", "validate", str(path)], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert "row 2, field 'test_input': is empty" in result.output and "left out: no hidden tests" in result.output
+    assert "row 3, field 'question': missing" in result.output and "left out: no question" in result.output
+    assert "4 rows, 2 valid: ok, 2 row(s) a run leaves out" in result.output
+    report = json.loads(runner.invoke(app, ["data", "validate", str(path), "--json"]).output)
+    assert report["ok"] and report["problems"] == [] and report["skipped"] == 2
+    assert [w["reason"] for w in report["warnings"]] == ["no hidden tests", "no question"]
+    strict = runner.invoke(app, ["data", "validate", str(path), "--strict", "--json"])
+    assert strict.exit_code == 1
+    report = json.loads(strict.output)
+    assert not report["ok"] and [p["row"] for p in report["problems"]] == [2, 3] and report["warnings"] == []
 
 
 def test_validate_missing_file(tmp_path: Path) -> None:
@@ -144,7 +167,9 @@ def test_download_cached_prints_path_without_network(tmp_path: Path, monkeypatch
     path.write_text("[]")
     args = ["data", "download", "livebench", "--cache-dir", str(tmp_path), "--json"]
     result = runner.invoke(app, args)
-    assert result.exit_code == 0 and json.loads(result.output) == {"name": "LiveBench", "path": str(path)}
+    assert result.exit_code == 0, result.output
+    hub = {"repo_id": "Gen-Verse/LiveBench-ReasonFlux", "filename": "test/LiveBench-ReasonFlux.json", "sha": None}
+    assert json.loads(result.output) == {"name": "LiveBench", "path": str(path), "hub": {**hub, "revision": None}}
 
 
 def _cf_row(pid: str, **extra: object) -> dict[str, object]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cure_bench.errors import DatasetError
+from cure_bench.errors import DatasetError, TaskFileError
 from cure_bench.tasks import registry as ds
 from cure_bench.tasks.reader import file_sha256
 from cure_bench.tasks.registry import (
@@ -57,9 +57,11 @@ def test_registry_has_the_gen_verse_datasets() -> None:
     assert by_name["CodeForces"].filename == "test/CodeForces.json"
     assert by_name["CodeContests"].filename == "test/CodeContests.json"
     assert by_name["CodeContests_train"].filename == "train/CodeContests_train.json"
-    assert (by_name["MBPP"].repo_id, by_name["MBPP"].filename) == ("Gen-Verse/MBPP-ReasonFlux", "test/MBPP.json")
-    assert by_name["LiveCodeBench"].repo_id == "Gen-Verse/LiveCodeBench-ReasonFlux"
-    assert by_name["LiveBench"].repo_id == "Gen-Verse/LiveBench-ReasonFlux"
+    for renamed in ("MBPP", "LiveCodeBench", "LiveBench"):  # both the readme's new names and the script's old ones
+        places = {(c.repo_id, c.filename) for c in by_name[renamed].candidates}
+        assert (f"Gen-Verse/{renamed}-ReasonFlux", f"test/{renamed}-ReasonFlux.json") in places
+        assert (f"Gen-Verse/{renamed}-ReasonFlux", f"test/{renamed}.json") in places
+        assert (f"Gen-Verse/{renamed}", f"test/{renamed}.json") in places
     assert by_name["LiveCodeBench"].has_dates and by_name["LiveBench"].has_dates
     assert not by_name["MBPP"].has_dates
     aliases = [a.lower() for s in REGISTRY for a in s.names()]
@@ -168,66 +170,23 @@ def test_unresolvable_hub_fails_fast(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
     import huggingface_hub
 
+    from cure_bench.tasks import hub
+
     def no_dns(*args: object, **kwargs: object) -> object:
         raise socket.gaierror(-2, "Name or service not known")
 
     def never(*args: object, **kwargs: object) -> str:
-        raise AssertionError("no download attempt without name resolution")
+        raise AssertionError("no hub call without name resolution")
 
-    for var in ds._PROXY_VARS:
+    for var in hub.PROXY_VARS:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
     monkeypatch.setattr(socket, "getaddrinfo", no_dns)
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", never)
+    monkeypatch.setattr(huggingface_hub, "repo_info", never)
     with pytest.raises(DatasetError) as info:
         resolve_dataset("CodeContests", cache_dir=tmp_path)
     assert "unreachable: cannot resolve huggingface.co (Name or service not known)" in str(info.value)
-
-
-def test_hub_errors_become_dataset_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import httpx
-    import huggingface_hub
-    from huggingface_hub.errors import RepositoryNotFoundError
-
-    response = httpx.Response(404, request=httpx.Request("GET", "https://huggingface.co/x"))
-
-    def not_found(*args: object, **kwargs: object) -> str:
-        raise RepositoryNotFoundError("404 Client Error: Repository Not Found\nmore", response=response)
-
-    monkeypatch.setattr(ds, "_check_hub_resolves", lambda: None)
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", not_found)
-    with pytest.raises(DatasetError, match=r"not found on the hub \(404\)"):
-        resolve_dataset("LiveBench", cache_dir=tmp_path)
-
-    def unreachable(*args: object, **kwargs: object) -> str:
-        raise httpx.ConnectError("[Errno -3] Temporary failure in name resolution\ntrace")
-
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", unreachable)
-    with pytest.raises(DatasetError) as info:
-        resolve_dataset("LiveBench", cache_dir=tmp_path)
-    assert "ConnectError: [Errno -3]" in str(info.value) and "\n" not in str(info.value)
-
-
-def test_download_passes_repo_and_local_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[dict[str, object]] = []
-
-    def fake_download(**kwargs: object) -> str:
-        calls.append(kwargs)
-        target = Path(str(kwargs["local_dir"])) / str(kwargs["filename"])
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(_rows(1)))
-        return str(target)
-
-    import huggingface_hub
-
-    monkeypatch.setattr(ds, "_check_hub_resolves", lambda: None)
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
-    resolved = resolve_dataset("CodeContests_train", cache_dir=tmp_path)
-    assert calls[0]["repo_id"] == "Gen-Verse/CodeContests_train" and calls[0]["repo_type"] == "dataset"
-    assert calls[0]["filename"] == "train/CodeContests_train.json"
-    assert resolved.path == tmp_path / "CodeContests_train" / "train" / "CodeContests_train.json"
-    resolve_dataset("CodeContests_train", cache_dir=tmp_path)
-    assert len(calls) == 1  # second time: from the cache
 
 
 def test_download_false_requires_cache(tmp_path: Path) -> None:
@@ -301,3 +260,22 @@ def test_bad_flags(kwargs: dict[str, object], fragment: str) -> None:
 def test_module_exports() -> None:
     for name in ds.__all__:
         assert hasattr(ds, name)
+
+
+def test_rows_left_out_are_on_the_resolved_dataset_within_window_and_limit(tmp_path: Path) -> None:
+    days = ["2024-01-10", "2024-02-01", "2024-03-05", "2024-04-20"]
+    rows = _rows(4, contest_date=days)
+    rows[0]["test_input"] = []  # outside the window below
+    rows[2]["test_input"] = []  # inside it
+    _populate(tmp_path, "LiveCodeBench", rows)
+    tasks, resolved = load_dataset_tasks("lcb", cache_dir=tmp_path, start_date="2024-02-01")
+    assert [t.task_id for t in tasks] == ["p1", "p3"]
+    assert [(s.task_id, s.reason) for s in resolved.skipped] == [("p2", "no hidden tests")]
+    assert resolved.skip_counts() == {
+        "skipped_tasks": [{"task_id": "p2", "row": 2, "reason": "no hidden tests", "field": "test_input"}],
+        "skipped_tasks_by_reason": {"no hidden tests": 1},
+    }
+    _, first_two = load_dataset_tasks("lcb", cache_dir=tmp_path, limit=1)  # stops before row 2 is read
+    assert [s.task_id for s in first_two.skipped] == ["p0"]
+    with pytest.raises(TaskFileError, match="row 0, field 'test_input': is empty"):
+        load_dataset_tasks("lcb", cache_dir=tmp_path, strict=True)

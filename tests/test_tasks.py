@@ -10,8 +10,10 @@ import pytest
 from cure_bench.errors import TaskFileError
 from cure_bench.tasks import reader as tasks_mod
 from cure_bench.tasks.reader import (
+    SkippedRow,
     file_sha256,
     iter_task_rows,
+    iter_tasks,
     load_tasks,
     task_fingerprint,
     task_to_row,
@@ -75,7 +77,7 @@ def test_defaults_and_optional_examples(tmp_path: Path) -> None:
 
 def test_limit_stops_early_and_zero_is_empty(tmp_path: Path) -> None:
     # row 3 is broken: with limit=2 it is never read, without a limit it raises
-    rows: list[object] = [_row(0), _row(1), _row(2), {"nope": 1}]
+    rows: list[object] = [_row(0), _row(1), _row(2), {"question": 3}]
     path = _write_json(tmp_path / "t.json", rows)
     assert [t.task_id for t in load_tasks(path, limit=2)] == ["t/0", "t/1"]
     assert load_tasks(path, limit=0) == []
@@ -158,9 +160,64 @@ def test_schema_errors_name_row_and_field(tmp_path: Path, change: dict[str, obje
         del bad["question"]
     path = _write_json(tmp_path / "t.json", [_row(0), bad])
     with pytest.raises(TaskFileError) as info:
-        load_tasks(path)
+        load_tasks(path, strict=True)
     assert (info.value.row, info.value.field) == (1, field)
     assert str(path) in str(info.value) and fragment in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason", "field"),
+    [
+        ({"question": None}, "no question", "question"),
+        ({"question": "  "}, "no question", "question"),
+        ({"test_input": []}, "no hidden tests", "test_input"),
+        ({"test_input": None, "test_output": None}, "no hidden tests", "test_input"),
+        ({"test_output": ["6\n"]}, "hidden inputs and outputs do not pair up", "test_output"),
+        ({"test_output": None}, "hidden inputs and outputs do not pair up", "test_output"),
+    ],
+)
+def test_rows_upstream_skips_are_left_out_unless_strict(
+    tmp_path: Path, change: dict[str, object], reason: str, field: str
+) -> None:
+    bad = {k: v for k, v in _row(1, task_id="bad", **change).items() if v is not None}
+    path = _write_json(tmp_path / "t.json", [_row(0), bad, _row(2)])
+    skipped: list[SkippedRow] = []
+    tasks = list(iter_tasks(path, on_skip=lambda s, row: skipped.append(s)))
+    assert [t.task_id for t in tasks] == ["t/0", "t/2"]
+    assert [(s.task_id, s.row, s.reason, s.field) for s in skipped] == [("bad", 1, reason, field)]
+    assert [t.task_id for t in load_tasks(path)] == ["t/0", "t/2"]
+    with pytest.raises(TaskFileError) as info:
+        load_tasks(path, strict=True)
+    assert (info.value.row, info.value.field) == (1, field)
+    assert "without --strict the task is left out" in str(info.value)
+
+
+def test_a_broken_field_is_an_error_even_on_a_row_upstream_skips(tmp_path: Path) -> None:
+    bad = _row(1, test_input=[], test_time_limit="2")
+    with pytest.raises(TaskFileError) as info:
+        load_tasks(_write_json(tmp_path / "t.json", [_row(0), bad]))
+    assert (info.value.row, info.value.field) == (1, "test_time_limit")
+    empty_but_mistyped = _row(1, test_input="5\n", question="")
+    with pytest.raises(TaskFileError, match="expected a list of strings"):
+        load_tasks(_write_json(tmp_path / "t.json", [empty_but_mistyped]))
+
+
+def test_validate_reports_skippable_rows_as_warnings(tmp_path: Path) -> None:
+    rows: list[object] = [_row(0), _row(1, test_input=[]), _row(2, question=""), _row(3, test_time_limit=0)]
+    path = _write_json(tmp_path / "t.json", rows)
+    report = validate_task_file(path)
+    assert not report.ok and (report.n_rows, report.n_valid, report.n_skipped) == (4, 1, 2)
+    assert [(p.row, p.field) for p in report.errors] == [(3, "test_time_limit")]
+    assert [(p.row, p.skip_reason, p.severity) for p in report.warnings] == [
+        (1, "no hidden tests", "warning"),
+        (2, "no question", "warning"),
+    ]
+    only_skips = _write_json(tmp_path / "s.json", rows[:3])
+    assert validate_task_file(only_skips).ok
+    strict = validate_task_file(only_skips, strict=True)
+    assert not strict.ok and len(strict.errors) == 2 and strict.warnings == []
+    nothing_left = validate_task_file(_write_json(tmp_path / "n.json", rows[1:3]))
+    assert not nothing_left.ok and "every row would be left out" in nothing_left.errors[0].message
 
 
 def test_validate_reports_every_problem(tmp_path: Path) -> None:

@@ -87,6 +87,13 @@ StartDate = Annotated[
 EndDate = Annotated[
     str | None, typer.Option("--end-date", help="Only tasks released on or before this date (YYYY-MM-DD).")
 ]
+Strict = Annotated[
+    bool,
+    typer.Option(
+        "--strict",
+        help="Refuse a dataset with rows upstream skips (no hidden tests, no question) instead of leaving them out.",
+    ),
+]
 Device = Annotated[str, typer.Option("--device", help="hf backend: auto, cpu or cuda.")]
 BatchSize = Annotated[
     int,
@@ -137,6 +144,7 @@ SHARED_FLAGS: tuple[tuple[str, Any, Any], ...] = (
     ("memory_limit", MemoryLimit, 2048),
     ("start_date", StartDate, None),
     ("end_date", EndDate, None),
+    ("strict", Strict, False),
     ("device", Device, "auto"),
     ("batch_size", BatchSize, 8),
     ("dtype", Dtype, "auto"),
@@ -216,7 +224,7 @@ def _config_kwargs(flags: dict[str, Any]) -> dict[str, Any]:
     except ValueError:
         raise ConfigError(f"--compare must be one of whitespace, exact, float (got {flags['compare']!r})") from None
     copied = ("dataset", "k_code", "k_case", "bon", "max_test", "limit", "output_dir", "show_examples", "coder_prompt",
-              "tester_prompt", "workers", "sandbox", "start_date", "end_date")  # fmt: skip
+              "tester_prompt", "workers", "sandbox", "start_date", "end_date", "strict")  # fmt: skip
     return {
         **{name: flags[name] for name in copied},
         "compare": compare,

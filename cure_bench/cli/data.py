@@ -45,6 +45,7 @@ def list_cmd(
             "name": spec.name,
             "aliases": list(spec.aliases),
             "source": spec.source,
+            "candidates": [str(c) for c in spec.candidates],  # hub locations, in the order they are tried
             "size": spec.approx_size,
             "cached": cached_path(spec, cache_dir).is_file(),
             "dates": spec.has_dates,
@@ -75,24 +76,33 @@ def list_cmd(
 @data_app.command("download")
 @cli_errors
 def download_cmd(
-    name: Annotated[str, typer.Argument(help="Registered dataset name or alias (see `cure data list`).")],
+    name: Annotated[
+        str, typer.Argument(help="Registered dataset name or alias (see `cure data list`); NAME@REV pins a revision.")
+    ],
     cache_dir: CacheDir = None,
     force: Annotated[bool, typer.Option("--force", help="Download again even if a copy is cached.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the name and path as JSON.")] = False,
+    revision: Annotated[
+        str | None, typer.Option("--revision", help="Hub revision to pin (commit sha, branch or tag); cached apart.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the name, path and hub source as JSON.")] = False,
 ) -> None:
-    """Download a registered dataset from the Hugging Face hub into the cache."""
+    """Download a registered dataset from the Hugging Face hub into the cache (old and new hub names are tried)."""
     from cure_bench.errors import DatasetError
-    from cure_bench.tasks.registry import REGISTRY, download_dataset, find_spec
+    from cure_bench.tasks.registry import REGISTRY, fetch_dataset, find_spec, split_revision
 
     setup_logging()
-    spec = find_spec(name)
+    bare, pinned = split_revision(name)
+    spec = find_spec(bare)
     if spec is None:
         raise DatasetError(f"unknown dataset '{name}'; registered: {', '.join(s.name for s in REGISTRY)}")
-    path = download_dataset(spec, cache_dir, force=force)
+    path, source = fetch_dataset(spec, cache_dir, force=force, revision=revision or pinned)
     if as_json:
-        typer.echo(json.dumps({"name": spec.name, "path": str(path)}))
+        hub = None if source is None else source.to_json()
+        typer.echo(json.dumps({"name": spec.name, "path": str(path), "hub": hub}))
         return
     console.print(f"{spec.name}: {path}", highlight=False, soft_wrap=True)
+    if source is not None:
+        console.print(f"from {source.url} at {source.sha or 'an unrecorded commit'}", highlight=False, soft_wrap=True)
 
 
 @data_app.command("validate")
@@ -100,21 +110,32 @@ def download_cmd(
 def validate_cmd(
     file: Annotated[Path, typer.Argument(help="JSON array or JSONL task file to check.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON (for scripts).")] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Rows a run would leave out (no hidden tests, no question) are errors.")
+    ] = False,
 ) -> None:
-    """Check a task file against the CURE schema and list every problem (exit 1 if any)."""
+    """Check a task file against the CURE schema: every error (exit 1), and every row a run would leave out."""
     from cure_bench.tasks.reader import validate_task_file
 
-    report = validate_task_file(file)
+    report = validate_task_file(file, strict=strict)
     if as_json:
-        problems = [{"row": p.row, "field": p.field, "message": p.message} for p in report.problems]
         payload = {"path": str(file), "rows": report.n_rows, "valid": report.n_valid, "ok": report.ok}
-        typer.echo(json.dumps({**payload, "problems": problems}, indent=2))
+        payload["skipped"] = report.n_skipped
+        problems = [p.to_json() for p in report.errors]
+        warnings = [p.to_json() for p in report.warnings]
+        typer.echo(json.dumps({**payload, "problems": problems, "warnings": warnings}, indent=2))
         if not report.ok:
             raise typer.Exit(1)
         return
-    for problem in report.problems:
+    for problem in report.errors:
         console.print(f"[red]{file}[/], {problem}", highlight=False, soft_wrap=True)
-    status = "[green]ok[/]" if report.ok else f"[red]{len(report.problems)} problem(s)[/]"
+    for problem in report.warnings:
+        console.print(
+            f"[yellow]{file}[/], {problem} (left out: {problem.skip_reason})", highlight=False, soft_wrap=True
+        )
+    status = "[green]ok[/]" if report.ok else f"[red]{len(report.errors)} problem(s)[/]"
+    if report.warnings:
+        status += f", [yellow]{report.n_skipped} row(s) a run leaves out (--strict refuses them)[/]"
     console.print(f"{file}: {report.n_rows} rows, {report.n_valid} valid: {status}", highlight=False)
     if not report.ok:
         raise typer.Exit(1)
@@ -132,13 +153,19 @@ def info_cmd(
     from cure_bench.tasks.registry import resolve_dataset, summarize_tasks
 
     resolved = resolve_dataset(dataset, cache_dir=cache_dir)
-    summary = summarize_tasks(iter_tasks(resolved.path))
+    skipped: list[str] = []
+    summary = summarize_tasks(iter_tasks(resolved.path, on_skip=lambda row, _: skipped.append(row.reason)))
     if as_json:
-        typer.echo(json.dumps({"dataset": resolved.describe(), **summary.to_json()}, indent=2))
+        payload = {"dataset": resolved.describe(), **summary.to_json(), "skipped_rows": len(skipped)}
+        typer.echo(json.dumps(payload, indent=2))
         return
     info = summary.to_json()
     console.print(f"[bold]{resolved.name}[/]  {resolved.path}", highlight=False)
     console.print(f"file sha256        {resolved.sha256}", soft_wrap=True)
+    if resolved.hub is not None:
+        console.print(f"hub source         {resolved.hub.url} @ {resolved.hub.sha or '?'}", soft_wrap=True)
+    if skipped:
+        console.print(f"left out           {len(skipped)} row(s) upstream skips (see `cure data validate`)")
     console.print(f"task fingerprint   {summary.fingerprint}", soft_wrap=True)
     console.print(
         f"tasks {summary.n_tasks}, example tests {summary.n_example_tests}, hidden tests {summary.n_hidden_tests}"

@@ -108,14 +108,14 @@ def build_manifest(
             "coder": generators.get("coder"),
             "tester": generators.get("tester"),
             "dataset": {
-                "name": dataset.name,
-                "path": str(dataset.path),
-                "sha256": dataset.sha256,
+                **dataset.describe(),  # name, path, source, hub (repo id, file, commit), sha256
                 "fingerprint": fingerprint,
                 "n_tasks": n_tasks,
                 "limit": cfg.limit,
                 "start_date": cfg.start_date,
                 "end_date": cfg.end_date,
+                "strict": cfg.strict,
+                "skipped": len(getattr(dataset, "skipped", ())),
             },
             "sampling": asdict(cfg.sampling),
             "k_code": cfg.k_code,
@@ -167,8 +167,12 @@ def write_outputs(
     bon: Sequence[tuple[int, int]],
     pass_at: Sequence[int],
     single: bool,
+    extra_counts: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Compute metrics, write samples.jsonl then summary.json (its presence marks the run finished)."""
+    """Compute metrics, write samples.jsonl then summary.json (its presence marks the run finished).
+
+    ``extra_counts`` joins ``counts`` as is (e.g. the dataset's rows left out, by task and reason).
+    """
     from cure_bench.scoring.metrics import compute_metrics
 
     result = compute_metrics(tables, bon=list(bon), pass_at=tuple(pass_at), single=single)
@@ -176,7 +180,7 @@ def write_outputs(
     metrics["mean_code_response_tokens"] = mean_tokens([r.code_answers for r in records])
     if not single:
         metrics["mean_test_response_tokens"] = mean_tokens([r.test_answers for r in records])
-    counts = {**result.counts, **run_counts(records, tables)}
+    counts = {**result.counts, **run_counts(records, tables), **(extra_counts or {})}
     summary = Summary(run=manifest, metrics=metrics, counts=counts).to_json()
     atomic_write_jsonl(Path(run_dir) / rundir.SAMPLES_FILE, (r.to_json() for r in records))
     atomic_write_json(Path(run_dir) / rundir.SUMMARY_FILE, summary)

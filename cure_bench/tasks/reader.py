@@ -2,8 +2,9 @@
 
 A task file is a JSON array of objects or JSONL (one object per line); the format is detected from the
 first non-blank character. The schema (CURE's ``question``, ``test_time_limit``, ``example_input`` /
-``example_output``, ``test_input`` / ``test_output``) is checked row by row and every other field is kept
-as :attr:`Task.metadata`.
+``example_output``, ``test_input`` / ``test_output``) is checked row by row by :mod:`cure_bench.tasks.schema`
+and every other field is kept as :attr:`Task.metadata`; rows upstream's evaluation skips are left out
+(reported to the caller) unless the reader is strict.
 
 Files can be huge (LiveCodeBench's test file is ~4 GB), so nothing here calls ``json.load`` on a whole
 file: :func:`iter_task_rows` decodes one row at a time from a growing text buffer with
@@ -15,14 +16,24 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from cure_bench.errors import TaskFileError
-from cure_bench.types import Task, TestCase
+from cure_bench.errors import SkippableRowError, TaskFileError
+from cure_bench.tasks.schema import (
+    DEFAULT_TIME_LIMIT,
+    SCHEMA_FIELDS,
+    SkippedRow,
+    check_row,
+    json_type,
+    row_task_id,
+    row_to_task,
+    skip_summary,
+    task_to_row,
+)
+from cure_bench.types import Task
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +41,7 @@ __all__ = [
     "DEFAULT_TIME_LIMIT",
     "SCHEMA_FIELDS",
     "Problem",
+    "SkippedRow",
     "TaskFingerprint",
     "ValidationReport",
     "file_sha256",
@@ -41,12 +53,6 @@ __all__ = [
     "task_to_row",
     "validate_task_file",
 ]
-
-DEFAULT_TIME_LIMIT = 1.0
-"""Seconds per execution when a row has no ``test_time_limit`` (CURE's own default)."""
-
-SCHEMA_FIELDS = ("question", "test_time_limit", "example_input", "example_output", "test_input", "test_output")
-ID_FIELDS = ("task_id", "id", "name")
 
 _CHUNK_CHARS = 1 << 20  # read 1 Mi characters at a time; a row larger than that grows the read size
 _DECODER = json.JSONDecoder()
@@ -87,7 +93,7 @@ def iter_task_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """
     for index, value in _iter_values(path):
         if not isinstance(value, dict):
-            raise TaskFileError(str(path), f"expected a JSON object, got {_json_type(value)}", row=index)
+            raise TaskFileError(str(path), f"expected a JSON object, got {json_type(value)}", row=index)
         yield index, value
 
 
@@ -210,117 +216,30 @@ def _expect_end(s: _ArrayStream, index: int) -> None:
     return None
 
 
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "an array"}.get(
-        type(value), type(value).__name__
-    )
+OnSkip = Callable[[SkippedRow, dict[str, Any]], None]
+"""Told of each row left out, with the raw row (a caller may look at its other fields, e.g. its date)."""
+
+STRICT_HINT = "; this is a row upstream's evaluation skips: without --strict the task is left out"
 
 
-# --------------------------------------------------------------------------------------------------
-# Schema
-# --------------------------------------------------------------------------------------------------
+def iter_tasks(path: str | Path, *, strict: bool = False, on_skip: OnSkip | None = None) -> Iterator[Task]:
+    """Stream validated tasks; the first broken row raises. Duplicate ids get a ``#<row>`` suffix (logged).
 
-
-def _str_list(path: str, row: int, name: str, value: Any, *, required: bool) -> list[str]:
-    if value is None:
-        if required:
-            raise TaskFileError(path, "missing (a non-empty list of strings is required)", row=row, field=name)
-        return []
-    if not isinstance(value, list):
-        raise TaskFileError(path, f"expected a list of strings, got {_json_type(value)}", row=row, field=name)
-    for i, item in enumerate(value):
-        if not isinstance(item, str):
-            raise TaskFileError(path, f"item {i} is {_json_type(item)}, expected a string", row=row, field=name)
-    if required and not value:
-        raise TaskFileError(path, "is empty (at least one test is required)", row=row, field=name)
-    return value
-
-
-def _pairs(path: str, row: int, data: dict[str, Any], prefix: str, *, required: bool) -> list[TestCase]:
-    in_name, out_name = f"{prefix}_input", f"{prefix}_output"
-    inputs = _str_list(path, row, in_name, data.get(in_name), required=required)
-    outputs = _str_list(path, row, out_name, data.get(out_name), required=required)
-    if len(inputs) != len(outputs):
-        raise TaskFileError(
-            path,
-            f"has {len(outputs)} items but '{in_name}' has {len(inputs)}; they must pair up",
-            row=row,
-            field=out_name,
-        )
-    return [TestCase(i, o) for i, o in zip(inputs, outputs, strict=True)]
-
-
-def _time_limit(path: str, row: int, value: Any) -> float:
-    if value is None:
-        return DEFAULT_TIME_LIMIT
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TaskFileError(
-            path, f"expected a number of seconds, got {_json_type(value)}", row=row, field="test_time_limit"
-        )
-    if not math.isfinite(value) or value <= 0:
-        raise TaskFileError(path, f"must be a number > 0, got {value}", row=row, field="test_time_limit")
-    return float(value)
-
-
-def _task_id(data: dict[str, Any], stem: str, row: int) -> str:
-    for key in ID_FIELDS:
-        value = data.get(key)
-        if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
-            return str(value)
-    return f"{stem}/{row}"
-
-
-def _question(path: str, row: int, value: Any) -> str:
-    if value is None:
-        raise TaskFileError(path, "missing (every task needs its problem statement)", row=row, field="question")
-    if not isinstance(value, str):
-        raise TaskFileError(path, f"expected a string, got {_json_type(value)}", row=row, field="question")
-    if not value.strip():
-        raise TaskFileError(path, "is empty", row=row, field="question")
-    return value
-
-
-def row_to_task(data: dict[str, Any], *, path: str | Path, row: int) -> Task:
-    """Validate one parsed row and build its :class:`Task`; raises TaskFileError on the first problem."""
-    p = str(path)
-    question = _question(p, row, data.get("question"))
-    time_limit = _time_limit(p, row, data.get("test_time_limit"))
-    examples = _pairs(p, row, data, "example", required=False)
-    hidden = _pairs(p, row, data, "test", required=True)
-    metadata = {k: v for k, v in data.items() if k not in SCHEMA_FIELDS}
-    return Task(
-        task_id=_task_id(data, Path(p).stem, row),
-        question=question,
-        time_limit=time_limit,
-        example_tests=examples,
-        hidden_tests=hidden,
-        metadata=metadata,
-    )
-
-
-def task_to_row(task: Task) -> dict[str, Any]:
-    """The inverse of :func:`row_to_task`: a row in the upstream schema (metadata fields first)."""
-    row: dict[str, Any] = dict(task.metadata)
-    if not any(key in row for key in ID_FIELDS):
-        row["task_id"] = task.task_id
-    row.update(
-        question=task.question,
-        test_time_limit=task.time_limit,
-        example_input=[t.input for t in task.example_tests],
-        example_output=[t.output for t in task.example_tests],
-        test_input=[t.input for t in task.hidden_tests],
-        test_output=[t.output for t in task.hidden_tests],
-    )
-    return row
-
-
-def iter_tasks(path: str | Path) -> Iterator[Task]:
-    """Stream validated tasks; the first bad row raises. Duplicate ids get a ``#<row>`` suffix (logged)."""
+    A row upstream's evaluation skips (no hidden tests, unpaired hidden tests, no question; see
+    :mod:`cure_bench.tasks.schema`) is left out and reported to ``on_skip``; with ``strict`` it raises.
+    """
     seen: set[str] = set()
     for index, data in iter_task_rows(path):
-        task = row_to_task(data, path=path, row=index)
+        try:
+            task = row_to_task(data, path=path, row=index)
+        except SkippableRowError as exc:
+            if strict:
+                raise TaskFileError(str(path), _bare_message(exc) + STRICT_HINT, row=exc.row, field=exc.field) from None
+            skipped = SkippedRow(row_task_id(data, Path(path).stem, index), index, exc.reason, exc.field, str(exc))
+            logger.debug("%s: left out (%s)", exc, exc.reason)
+            if on_skip is not None:
+                on_skip(skipped, data)
+            continue
         if task.task_id in seen:
             new_id = f"{task.task_id}#{index}"
             logger.warning("%s, row %d: duplicate task id %r renamed %r", path, index, task.task_id, new_id)
@@ -329,17 +248,23 @@ def iter_tasks(path: str | Path) -> Iterator[Task]:
         yield task
 
 
-def load_tasks(path: str | Path, *, limit: int | None = None) -> list[Task]:
-    """Load and validate a task file (JSON array or JSONL); with ``limit``, stop after that many tasks."""
+def load_tasks(path: str | Path, *, limit: int | None = None, strict: bool = False) -> list[Task]:
+    """Load and validate a task file (JSON array or JSONL); with ``limit``, stop after that many tasks.
+
+    Rows upstream skips are left out with one warning line (``strict``: refused, see :func:`iter_tasks`).
+    """
     if limit is not None and limit < 0:
         raise TaskFileError(str(path), f"limit must be >= 0, got {limit}")
     tasks: list[Task] = []
     if limit == 0:
         return tasks
-    for task in iter_tasks(path):
+    skipped: list[SkippedRow] = []
+    for task in iter_tasks(path, strict=strict, on_skip=lambda s, _: skipped.append(s)):
         tasks.append(task)
         if limit is not None and len(tasks) >= limit:
             break
+    if skipped:
+        logger.warning(skip_summary(str(path), skipped))
     return tasks
 
 
@@ -350,11 +275,20 @@ def load_tasks(path: str | Path, *, limit: int | None = None) -> list[Task]:
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with a task file; ``row``/``field`` are None when they do not apply."""
+    """One thing wrong with a task file; ``row``/``field`` are None when they do not apply.
+
+    ``skip_reason`` is set for a row upstream's evaluation skips: a warning (the task is left out of a run),
+    an error only under ``strict``.
+    """
 
     message: str
     row: int | None = None
     field: str | None = None
+    skip_reason: str | None = None
+
+    @property
+    def severity(self) -> str:
+        return "warning" if self.skip_reason else "error"
 
     def __str__(self) -> str:
         where = []
@@ -364,36 +298,49 @@ class Problem:
             where.append(f"field '{self.field}'")
         return f"{', '.join(where)}: {self.message}" if where else self.message
 
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"row": self.row, "field": self.field, "message": self.message}
+        if self.skip_reason:
+            out["reason"] = self.skip_reason
+        return out
+
 
 @dataclass
 class ValidationReport:
-    """What :func:`validate_task_file` found: row counts and every problem."""
+    """What :func:`validate_task_file` found: row counts, every error, and every row a run would leave out."""
 
     path: str
     n_rows: int = 0
     n_valid: int = 0
     problems: list[Problem] = field(default_factory=list)
+    strict: bool = False
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.skip_reason is None or self.strict]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [] if self.strict else [p for p in self.problems if p.skip_reason is not None]
+
+    @property
+    def n_skipped(self) -> int:
+        """Rows a (non-strict) run leaves out: rows whose every problem is a skippable one."""
+        skip_rows = {p.row for p in self.problems if p.skip_reason}
+        return len(skip_rows - {p.row for p in self.problems if not p.skip_reason})
 
     @property
     def ok(self) -> bool:
-        return not self.problems and self.n_rows > 0
+        """Usable as is: no errors (warnings allowed unless ``strict``)."""
+        return not self.errors and self.n_rows > 0
 
 
 def _row_problems(path: str, row: int, data: dict[str, Any]) -> list[Problem]:
     """All schema problems of one row (each field checked on its own, so none hides another)."""
-    checks = (
-        lambda: _question(path, row, data.get("question")),
-        lambda: _time_limit(path, row, data.get("test_time_limit")),
-        lambda: _pairs(path, row, data, "example", required=False),
-        lambda: _pairs(path, row, data, "test", required=True),
-    )
-    problems: list[Problem] = []
-    for check in checks:
-        try:
-            check()
-        except TaskFileError as exc:
-            problems.append(Problem(_bare_message(exc), row=row, field=exc.field))
-    return problems
+    return [
+        Problem(_bare_message(exc), row=row, field=exc.field, skip_reason=getattr(exc, "reason", None))
+        for exc in check_row(path, row, data)
+    ]
 
 
 def _bare_message(exc: TaskFileError) -> str:
@@ -406,27 +353,27 @@ def _bare_message(exc: TaskFileError) -> str:
     return str(exc)[len(prefix) + 2 :]
 
 
-def validate_task_file(path: str | Path) -> ValidationReport:
+def validate_task_file(path: str | Path, *, strict: bool = False) -> ValidationReport:
     """Check a whole task file and collect every problem (for ``cure data validate``).
 
-    A JSON syntax error ends the scan (nothing after it can be trusted) but is reported like any
-    other problem instead of being raised.
+    Rows a run leaves out are warnings (errors with ``strict``). A JSON syntax error ends the scan
+    (nothing after it can be trusted) but is reported like any other problem instead of being raised.
     """
     p = str(path)
-    report = ValidationReport(path=p)
+    report = ValidationReport(path=p, strict=strict)
     ids: dict[str, int] = {}
     try:
         for index, data in _iter_values(path):
             report.n_rows += 1
             if not isinstance(data, dict):
-                report.problems.append(Problem(f"expected a JSON object, got {_json_type(data)}", row=index))
+                report.problems.append(Problem(f"expected a JSON object, got {json_type(data)}", row=index))
                 continue
             problems = _row_problems(p, index, data)
             report.problems.extend(problems)
             if problems:
                 continue
             report.n_valid += 1
-            task_id = _task_id(data, Path(p).stem, index)
+            task_id = row_task_id(data, Path(p).stem, index)
             if task_id in ids:
                 report.problems.append(
                     Problem(f"duplicate task id {task_id!r} (first at row {ids[task_id]})", row=index)
@@ -436,6 +383,8 @@ def validate_task_file(path: str | Path) -> ValidationReport:
         report.problems.append(Problem(_bare_message(exc), row=exc.row, field=exc.field))
     if report.n_rows == 0 and not report.problems:
         report.problems.append(Problem("the file holds no tasks"))
+    elif report.n_rows and not report.n_valid and not report.errors:
+        report.problems.append(Problem("every row would be left out: no task to run"))
     return report
 
 

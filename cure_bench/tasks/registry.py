@@ -2,28 +2,32 @@
 
 ``--dataset`` accepts a registered name (case-insensitive, aliases included) or a path to a task file.
 Registered hub datasets are downloaded once into a user cache (``$CURE_CACHE_DIR/datasets``,
-default ``~/.cache/cure/datasets``) as ``<cache>/<name>/<filename>``; a file already there is used without
-touching the network, so a warm cache works offline. Contamination windows (``start_date`` /
-``end_date``) filter on the date a task was published, for the datasets that carry one.
+default ``~/.cache/cure/datasets``) as ``<cache>/<name>/<filename>`` beside a ``source.json`` that records the hub
+location and commit used (:mod:`cure_bench.tasks.hub` tries the old and new names of each); a file already
+there is used without touching the network, so a warm cache works offline. ``NAME@REVISION`` pins a hub
+revision (cached apart, as ``<cache>/<name>@<revision>/``). Contamination windows (``start_date`` /
+``end_date``) filter on the date a task was published, for the datasets that carry one. Rows upstream's
+evaluation skips are left out and recorded on the :class:`ResolvedDataset` (refused when ``strict``).
 """
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import logging
-import os
-import socket
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from cure_bench.errors import DatasetError
 from cure_bench.paths import cache_dir
-from cure_bench.tasks.reader import TaskFingerprint, file_sha256, iter_tasks
+from cure_bench.tasks import hub
+from cure_bench.tasks.dates import DATE_FIELDS, date_of, flag_date, parse_date, task_date, within
+from cure_bench.tasks.hub import HubCandidate, HubSource
+from cure_bench.tasks.reader import SkippedRow, TaskFingerprint, file_sha256, iter_tasks
+from cure_bench.tasks.schema import skip_summary
 from cure_bench.types import Task
 
 logger = logging.getLogger(__name__)
@@ -33,25 +37,30 @@ __all__ = [
     "REGISTRY",
     "DatasetSpec",
     "DatasetSummary",
+    "HubCandidate",
+    "HubSource",
     "ResolvedDataset",
     "cached_path",
     "default_cache_dir",
     "download_dataset",
+    "fetch_dataset",
     "find_spec",
     "load_dataset_tasks",
     "parse_date",
     "resolve_dataset",
+    "split_revision",
     "summarize_tasks",
     "task_date",
 ]
 
-DATE_FIELDS = ("contest_date", "release_date", "livebench_release_date", "date")
-"""Metadata fields read, in this order, for a task's publication date (LiveCodeBench, LiveBench, ...)."""
-
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """One registered dataset. ``repo_id`` is None for a dataset bundled inside the package."""
+    """One registered dataset. ``repo_id`` is None for a dataset bundled inside the package.
+
+    ``repo_id``/``filename`` is the first hub location tried; ``fallbacks`` are the others, in order (the
+    names the authors used before or after a rename). The first that exists on the hub wins.
+    """
 
     name: str
     repo_id: str | None
@@ -61,17 +70,42 @@ class DatasetSpec:
     approx_size: str = ""
     has_dates: bool = False
     date_fields: tuple[str, ...] = field(default=DATE_FIELDS)
+    fallbacks: tuple[HubCandidate, ...] = ()
 
     @property
     def bundled(self) -> bool:
         return self.repo_id is None
 
     @property
+    def candidates(self) -> tuple[HubCandidate, ...]:
+        """Every hub location of the file, in the order they are tried."""
+        return () if self.repo_id is None else (HubCandidate(self.repo_id, self.filename), *self.fallbacks)
+
+    @property
     def source(self) -> str:
-        return "bundled with cure" if self.repo_id is None else f"hf://datasets/{self.repo_id}/{self.filename}"
+        if self.repo_id is None:
+            return "bundled with cure"
+        n = len(self.fallbacks)
+        return f"{self.candidates[0]}" + (f" (or {n} other name{'s' if n > 1 else ''})" if n else "")
 
     def names(self) -> tuple[str, ...]:
         return (self.name, *self.aliases)
+
+
+def _renamed(old: str, new: str) -> dict[str, Any]:
+    """Hub locations of a dataset the authors renamed from ``old`` to ``new`` (upstream data/readme.md).
+
+    Tried in order: the new repo with the file named as upstream's download script would name it for the
+    new name; the new repo with the file under its old name; the old repo with the old file.
+    """
+    return {
+        "repo_id": f"Gen-Verse/{new}",
+        "filename": f"test/{new}.json",
+        "fallbacks": (
+            HubCandidate(f"Gen-Verse/{new}", f"test/{old}.json"),
+            HubCandidate(f"Gen-Verse/{old}", f"test/{old}.json"),
+        ),
+    }
 
 
 REGISTRY: list[DatasetSpec] = [
@@ -109,8 +143,7 @@ REGISTRY: list[DatasetSpec] = [
     ),
     DatasetSpec(
         name="LiveBench",
-        repo_id="Gen-Verse/LiveBench-ReasonFlux",
-        filename="test/LiveBench.json",
+        **_renamed("LiveBench", "LiveBench-ReasonFlux"),
         description="LiveBench coding tasks converted to stdio (CURE paper)",
         aliases=("LiveBench-ReasonFlux", "livebench_coding"),
         approx_size="128 tasks",
@@ -118,8 +151,7 @@ REGISTRY: list[DatasetSpec] = [
     ),
     DatasetSpec(
         name="LiveCodeBench",
-        repo_id="Gen-Verse/LiveCodeBench-ReasonFlux",
-        filename="test/LiveCodeBench.json",
+        **_renamed("LiveCodeBench", "LiveCodeBench-ReasonFlux"),
         description="LiveCodeBench (v5 window) converted to stdio (CURE paper); streamed, never loaded whole",
         aliases=("LiveCodeBench-ReasonFlux", "livecodebench_v5", "lcb"),
         approx_size="~4 GB",
@@ -127,8 +159,7 @@ REGISTRY: list[DatasetSpec] = [
     ),
     DatasetSpec(
         name="MBPP",
-        repo_id="Gen-Verse/MBPP-ReasonFlux",
-        filename="test/MBPP.json",
+        **_renamed("MBPP", "MBPP-ReasonFlux"),
         description="MBPP converted from functional asserts to stdio (CURE paper)",
         aliases=("MBPP-ReasonFlux", "mbpp_test"),
         approx_size="221 tasks",
@@ -138,21 +169,40 @@ REGISTRY: list[DatasetSpec] = [
 
 @dataclass(frozen=True)
 class ResolvedDataset:
-    """A dataset ready to read: its display name, local file, registry entry (None for a plain path), file sha256."""
+    """A dataset ready to read: display name, local file, registry entry (None for a plain path), file sha256.
+
+    ``hub`` says where a downloaded file came from (repo id, file, commit); ``skipped`` lists the rows
+    :func:`load_dataset_tasks` left out because upstream's evaluation leaves them out.
+    """
 
     name: str
     path: Path
     spec: DatasetSpec | None
     sha256: str
+    hub: HubSource | None = None
+    skipped: tuple[SkippedRow, ...] = ()
 
     def describe(self) -> dict[str, Any]:
         """What goes into a run manifest."""
+        source = "local file" if self.spec is None else self.spec.source
+        if self.hub is not None:
+            source = self.hub.url
         return {
             "name": self.name,
             "path": str(self.path),
-            "source": self.spec.source if self.spec else "local file",
+            "source": source,
+            "hub": None if self.hub is None else self.hub.to_json(),
             "sha256": self.sha256,
         }
+
+    def skip_counts(self) -> dict[str, Any]:
+        """The ``counts`` entries of summary.json about rows left out (empty when none were)."""
+        if not self.skipped:
+            return {}
+        reasons: dict[str, int] = {}
+        for row in self.skipped:
+            reasons[row.reason] = reasons.get(row.reason, 0) + 1
+        return {"skipped_tasks": [s.to_json() for s in self.skipped], "skipped_tasks_by_reason": reasons}
 
 
 def default_cache_dir() -> Path:
@@ -173,118 +223,69 @@ def _norm(name: str) -> str:
     return name.strip().lower().replace("-", "_")
 
 
-def cached_path(spec: DatasetSpec, cache_dir: str | Path | None = None) -> Path:
-    """Where ``spec``'s file lives locally (whether or not it is there yet)."""
+def cached_path(spec: DatasetSpec, cache_dir: str | Path | None = None, *, revision: str | None = None) -> Path:
+    """Where ``spec``'s file lives locally: the cached file if there is one, else where the first candidate goes."""
     if spec.bundled:
         return Path(str(resources.files("cure_bench") / "data" / spec.filename))
-    return _cache_root(cache_dir) / spec.name / spec.filename
+    folder = hub.cache_folder(_cache_root(cache_dir), spec.name, revision)
+    hit = hub.cached_file(folder, spec.candidates, revision)
+    return hit[0] if hit else folder / spec.filename
 
 
 def _cache_root(cache_dir: str | Path | None) -> Path:
     return Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
 
 
-def download_dataset(spec: DatasetSpec, cache_dir: str | Path | None = None, *, force: bool = False) -> Path:
-    """Fetch ``spec``'s file from the hub into the cache (no network when it is already there).
+def download_dataset(
+    spec: DatasetSpec, cache_dir: str | Path | None = None, *, force: bool = False, revision: str | None = None
+) -> Path:
+    """Fetch ``spec``'s file from the hub into the cache (no network when it is already there)."""
+    return fetch_dataset(spec, cache_dir, force=force, revision=revision)[0]
 
-    Every failure (offline mode, no route to the hub, unknown repo or file, gated repo) becomes one
-    :class:`DatasetError` line that says what to do; huggingface_hub writes to a temporary file and
-    renames it, so an interrupted download leaves nothing half-written at the final path.
-    """
-    target = cached_path(spec, cache_dir)
+
+def fetch_dataset(
+    spec: DatasetSpec, cache_dir: str | Path | None = None, *, force: bool = False, revision: str | None = None
+) -> tuple[Path, HubSource | None]:
+    """:func:`download_dataset`, also telling which hub location and commit the file came from (None: bundled)."""
     if spec.bundled:
+        target = cached_path(spec)
+        if revision is not None:
+            raise DatasetError(f"dataset '{spec.name}' is bundled with cure; a revision applies to hub datasets only")
         if not target.is_file():
             raise DatasetError(f"bundled dataset '{spec.name}' is missing from the installation ({target})")
-        return target
-    if target.is_file() and not force:
-        return target
-    assert spec.repo_id is not None
-    from huggingface_hub import hf_hub_download
-
-    local_dir = _cache_root(cache_dir) / spec.name
-    logger.info("downloading %s from the Hugging Face hub into %s", spec.source, local_dir)
-    try:
-        _check_hub_resolves()
-        with _quiet_hub_logs():
-            path = hf_hub_download(
-                repo_id=spec.repo_id,
-                filename=spec.filename,
-                repo_type="dataset",
-                local_dir=local_dir,
-                force_download=force,
-            )
-    except Exception as exc:  # the hub raises many types (HTTP, offline, OS); all end the same way
-        logger.debug("download of %s failed", spec.source, exc_info=True)
-        raise DatasetError(_download_error(spec, exc, target)) from None
-    return Path(path)
+        return target, None
+    folder = hub.cache_folder(_cache_root(cache_dir), spec.name, revision)
+    return hub.fetch(spec.name, spec.candidates, folder, revision=revision, force=force)
 
 
-def _check_hub_resolves() -> None:
-    """Fail in milliseconds, not after the hub client's ~20 s of retries, when the hub's name does not resolve.
-
-    Skipped in offline mode (the client refuses by itself) and behind a proxy (the proxy resolves names).
-    """
-    from huggingface_hub import constants
-
-    if constants.HF_HUB_OFFLINE or any(os.environ.get(v) for v in _PROXY_VARS):
-        return
-    host = urlsplit(constants.ENDPOINT).hostname
-    if host:
-        try:
-            socket.getaddrinfo(host, 443)
-        except socket.gaierror as exc:
-            raise ConnectionError(f"cannot resolve {host} ({exc.strerror or exc})") from None
-
-
-_PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
-
-
-@contextlib.contextmanager
-def _quiet_hub_logs() -> Iterator[None]:
-    """The hub client logs each retry as a warning; our one-line error says it better."""
-    hub_logger = logging.getLogger("huggingface_hub")
-    level = hub_logger.level
-    hub_logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        hub_logger.setLevel(level)
-
-
-def _download_error(spec: DatasetSpec, exc: Exception, target: Path) -> str:
-    from huggingface_hub.errors import (
-        EntryNotFoundError,
-        GatedRepoError,
-        LocalEntryNotFoundError,
-        OfflineModeIsEnabled,
-        RepositoryNotFoundError,
-    )
-
-    head = f"cannot download dataset '{spec.name}' ({spec.source})"
-    hint = f"download it on a connected machine with `cure data download {spec.name}` and copy it to {target}"
-    if isinstance(exc, ConnectionError):
-        return f"{head}: the hub is unreachable: {exc}; {hint}"
-    if isinstance(exc, OfflineModeIsEnabled | LocalEntryNotFoundError):
-        return f"{head}: the hub is unreachable or offline mode is on (HF_HUB_OFFLINE); {hint}"
-    if isinstance(exc, GatedRepoError):
-        return f"{head}: the repository is gated; accept its terms on the hub and log in (`hf auth login`)"
-    if isinstance(exc, RepositoryNotFoundError | EntryNotFoundError):
-        return f"{head}: not found on the hub (404); the registry entry may be out of date, pass a file path"
-    first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return f"{head}: {type(exc).__name__}: {first_line}; {hint}"
+def split_revision(name_or_path: str) -> tuple[str, str | None]:
+    """``"MBPP@v1"`` -> ``("MBPP", "v1")`` when the part before '@' is a registered name; else unchanged."""
+    name, at, revision = str(name_or_path).rpartition("@")
+    if at and name and revision and find_spec(name) is not None:
+        return name, revision
+    return str(name_or_path), None
 
 
 def resolve_dataset(
-    name_or_path: str | Path, *, cache_dir: str | Path | None = None, download: bool = True
+    name_or_path: str | Path,
+    *,
+    cache_dir: str | Path | None = None,
+    download: bool = True,
+    revision: str | None = None,
 ) -> ResolvedDataset:
     """Turn a ``--dataset`` value into a local file: an existing path wins, then a registered name.
 
-    With ``download=False`` a registered hub dataset must already be in the cache.
+    ``NAME@REVISION`` (or ``revision``) pins a hub revision. With ``download=False`` a registered hub
+    dataset must already be in the cache.
     """
     candidate = Path(str(name_or_path)).expanduser()
     if candidate.is_file():
+        if revision is not None:
+            raise DatasetError(f"--dataset {name_or_path}: a revision applies to registered hub datasets, not files")
         return ResolvedDataset(candidate.stem, candidate, None, file_sha256(candidate))
-    spec = find_spec(str(name_or_path))
+    name, pinned = split_revision(str(name_or_path))
+    revision = revision or pinned
+    spec = find_spec(name)
     if spec is None and candidate.is_dir():
         raise DatasetError(f"--dataset {name_or_path}: is a directory; pass a JSON/JSONL task file or a dataset name")
     if spec is None:
@@ -293,69 +294,32 @@ def resolve_dataset(
             f"unknown dataset '{name_or_path}': not a registered name ({known}) and no such file "
             f"(a path must point to an existing JSON/JSONL task file)"
         )
-    path = cached_path(spec, cache_dir)
-    if not path.is_file():
-        if not download:
+    if not download and not spec.bundled:
+        folder = hub.cache_folder(_cache_root(cache_dir), spec.name, revision)
+        hit = hub.cached_file(folder, spec.candidates, revision)
+        if hit is None:
+            pin = f"@{revision}" if revision else ""
             raise DatasetError(
-                f"dataset '{spec.name}' is not in the cache ({path}); run `cure data download {spec.name}`"
+                f"dataset '{spec.name}{pin}' is not in the cache ({folder}); run `cure data download {spec.name}{pin}`"
             )
-        path = download_dataset(spec, cache_dir)
-    return ResolvedDataset(spec.name, path, spec, file_sha256(path))
+        path, source = hit
+        return ResolvedDataset(_pinned_name(spec, revision), path, spec, file_sha256(path), hub=source)
+    fetched, fetched_source = fetch_dataset(spec, cache_dir, revision=revision)
+    return ResolvedDataset(_pinned_name(spec, revision), fetched, spec, file_sha256(fetched), hub=fetched_source)
+
+
+def _pinned_name(spec: DatasetSpec, revision: str | None) -> str:
+    """``MBPP@v1`` for a pinned revision, so run names, manifests and re-scoring keep the pin."""
+    return spec.name if revision is None else f"{spec.name}@{revision}"
 
 
 # --------------------------------------------------------------------------------------------------
-# Dates (contamination windows)
+# Loading (contamination windows, rows upstream skips)
 # --------------------------------------------------------------------------------------------------
-
-
-def parse_date(value: Any) -> date | None:
-    """A date from an ISO string ('2024-05-01', '2024-05-01T12:00:00'), a date, or a Unix time (s or ms)."""
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        seconds = value / 1000 if value > 1e11 else value
-        try:
-            return datetime.fromtimestamp(seconds, tz=UTC).date()
-        except (OverflowError, OSError, ValueError):
-            return None
-    if isinstance(value, str) and len(value.strip()) >= 10:
-        try:
-            return date.fromisoformat(value.strip()[:10])
-        except ValueError:
-            return None
-    return None
-
-
-def task_date(task: Task, fields: tuple[str, ...] = DATE_FIELDS) -> date | None:
-    """The publication date in a task's metadata, from the first of ``fields`` that parses."""
-    for name in fields:
-        if name in task.metadata:
-            parsed = parse_date(task.metadata[name])
-            if parsed is not None:
-                return parsed
-    return None
-
-
-def _flag_date(value: str | date | None, flag: str) -> date | None:
-    if value is None or isinstance(value, date):
-        return value
-    parsed = parse_date(value) if len(value.strip()) >= 10 else None
-    if parsed is None:
-        raise DatasetError(f"{flag} {value!r}: expected a date as YYYY-MM-DD")
-    return parsed
 
 
 def _in_window(tasks: Iterator[Task], start: date | None, end: date | None, fields: tuple[str, ...]) -> Iterator[Task]:
-    for task in tasks:
-        when = task_date(task, fields)
-        if when is None:
-            continue
-        if (start is None or when >= start) and (end is None or when <= end):
-            yield task
+    return (task for task in tasks if within(task_date(task, fields), start, end))
 
 
 def load_dataset_tasks(
@@ -365,13 +329,16 @@ def load_dataset_tasks(
     start_date: str | date | None = None,
     end_date: str | date | None = None,
     cache_dir: str | Path | None = None,
+    strict: bool = False,
 ) -> tuple[list[Task], ResolvedDataset]:
     """Resolve a dataset and load its tasks; dates (inclusive) filter first, then ``limit`` keeps the first N.
 
     A dataset without dates refuses ``--start-date``/``--end-date`` rather than silently running on
-    nothing; tasks with no parsable date are left out of a window (and counted in the log).
+    nothing; tasks with no parsable date are left out of a window (and counted in the log). Rows upstream's
+    evaluation skips are left out, listed in the returned dataset's ``skipped`` and summed up in one
+    warning line (only those inside the date window and before the limit); ``strict`` refuses the file.
     """
-    start, end = _flag_date(start_date, "--start-date"), _flag_date(end_date, "--end-date")
+    start, end = flag_date(start_date, "--start-date"), flag_date(end_date, "--end-date")
     if start and end and start > end:
         raise DatasetError(f"--start-date {start} is after --end-date {end}")
     if limit is not None and limit < 0:
@@ -381,7 +348,13 @@ def load_dataset_tasks(
     fields = resolved.spec.date_fields if resolved.spec else DATE_FIELDS
     if windowed and resolved.spec is not None and not resolved.spec.has_dates:
         raise DatasetError(_no_dates_message(resolved, start, end))
-    stream: Iterator[Task] = iter_tasks(resolved.path)
+    skipped: list[SkippedRow] = []
+
+    def on_skip(row: SkippedRow, data: dict[str, Any]) -> None:
+        if not windowed or within(date_of(data, fields), start, end):
+            skipped.append(row)
+
+    stream: Iterator[Task] = iter_tasks(resolved.path, strict=strict, on_skip=on_skip)
     if windowed:
         seen = _Counter(stream, fields)
         stream = _in_window(iter(seen), start, end, fields)
@@ -395,7 +368,9 @@ def load_dataset_tasks(
         raise DatasetError(_no_dates_message(resolved, start, end))
     if windowed:
         logger.info("%s: %d tasks in the date window [%s, %s]", resolved.name, len(tasks), start, end)
-    return tasks, resolved
+    if skipped:
+        logger.warning(skip_summary(resolved.name, skipped))
+    return tasks, dataclasses.replace(resolved, skipped=tuple(skipped))
 
 
 def _no_dates_message(resolved: ResolvedDataset, start: date | None, end: date | None) -> str:
