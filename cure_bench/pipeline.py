@@ -264,7 +264,7 @@ def _run_generator(
     from cure_bench.generation.runner import generate_all
 
     generator, info = _open_generator(model_cfg)
-    stage = f"generate ({model_cfg.model})"
+    stage = f"generate ({rundir.model_basename(model_cfg.model)})"  # a long local path would eat the bar
     total = sum(k for _, k in prompts)
     progress.start(stage, total)
     rate = _TokenRate()
