@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cure_bench.errors import ConfigError
+from cure_bench.generation.protocols import SamplingOverrides
 from cure_bench.types import CompareMode, SamplingParams
 
 
@@ -15,15 +16,22 @@ from cure_bench.types import CompareMode, SamplingParams
 class ModelConfig:
     """One model in one role (coder or tester) and how to reach it.
 
-    ``options`` maps a backend name to its settings (``{"openai": {"rpm": 60}, "hf": {"device": "cpu"}}``): the
-    backend is often chosen only at run time (``auto``), so each one's keywords wait here until it is known.
+    ``options`` are the backend options the user set (``{"rpm": 60}``; see each backend's options dataclass);
+    the backend is often chosen only at run time (``auto``), and an option the chosen backend does not take
+    is then an error naming both. Per-backend sections (``{"hf": {"device": "cpu"}}``) apply only to their
+    backend. ``api_key`` is used by a backend that takes one and ignored by the others (keys are ambient).
     """
 
     model: str
     backend: str = "auto"
     base_url: str | None = None
     api_key: str | None = None
-    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from cure_bench.generation.backends import check_options
+
+        check_options(self.options)
 
     def identity(self) -> tuple[str, str, str | None]:
         """Two roles with the same identity share one generator (and one batch on a local engine)."""
@@ -42,7 +50,8 @@ class BenchConfig:
     bon: str = "4x4,16x16"
     single: bool = False
     max_test: int = 8
-    sampling: SamplingParams = field(default_factory=SamplingParams)
+    protocol: str = "cure"  # cure: the authors' evaluation protocol; chat: ours (see generation/protocols.py)
+    sampling: SamplingOverrides | SamplingParams = field(default_factory=SamplingOverrides)
     limit: int | None = None
     output_dir: Path | None = None
     resume: bool = True
@@ -70,12 +79,6 @@ class BenchConfig:
             (self.single or self.k_case >= 1, f"--k-case must be at least 1 (got {self.k_case}); use --single"),
             (self.max_test >= 1, f"--max-test must be at least 1 (got {self.max_test})"),
             (self.limit is None or self.limit >= 1, f"--limit must be at least 1 (got {self.limit})"),
-            (
-                0.0 <= self.sampling.temperature <= 2.0,
-                f"--temperature must be in [0, 2] (got {self.sampling.temperature})",
-            ),
-            (0.0 < self.sampling.top_p <= 1.0, f"--top-p must be in (0, 1] (got {self.sampling.top_p})"),
-            (self.sampling.max_tokens >= 1, f"--max-tokens must be at least 1 (got {self.sampling.max_tokens})"),
             (self.workers is None or self.workers >= 1, f"--workers must be at least 1 (got {self.workers})"),
             (
                 self.price_per_mtok is None or self.price_per_mtok >= 0,
@@ -85,6 +88,10 @@ class BenchConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        from cure_bench.generation.protocols import get_protocol
+
+        self.protocol = get_protocol(self.protocol).name
+        self.sampling = self.overrides  # a full SamplingParams counts as set in every field; validated here
         if not re.fullmatch(r"\s*\d+\s*x\s*\d+\s*(,\s*\d+\s*x\s*\d+\s*)*", self.bon or ""):
             raise ConfigError(f"--bon must be a comma list of NxM such as 4x4,16x16 (got {self.bon!r})")
         from cure_bench.sandbox.isolation import LEVELS
@@ -94,6 +101,13 @@ class BenchConfig:
         bad_k = [k for k in self.pass_at if k < 1 or k > self.k_code]
         if bad_k:
             raise ConfigError(f"pass@k needs 1 <= k <= --k-code ({self.k_code}); got {bad_k}")
+
+    @property
+    def overrides(self) -> SamplingOverrides:
+        """The sampling values set explicitly; the protocol fills in the rest per backend."""
+        if isinstance(self.sampling, SamplingParams):
+            return SamplingOverrides.from_params(self.sampling)
+        return self.sampling
 
     @property
     def tester_model(self) -> ModelConfig:

@@ -21,7 +21,7 @@ class JobSize:
     n_tasks: int
     code_answers: int
     test_answers: int
-    max_tokens: int
+    max_tokens: int | None  # None: no cap sent (the cure protocol over a chat API), so no ceiling either
     api_requests: int  # requests to OpenAI-compatible servers with n samples per request (0 when none)
     api_requests_single: int  # the same if the server refuses n > 1 (one sample per request)
     price_per_mtok: float | None = None
@@ -31,13 +31,14 @@ class JobSize:
         return self.code_answers + self.test_answers
 
     @property
-    def token_ceiling(self) -> int:
-        return self.answers * self.max_tokens
+    def token_ceiling(self) -> int | None:
+        return None if self.max_tokens is None else self.answers * self.max_tokens
 
     @property
     def cost_ceiling(self) -> float | None:
         """Output tokens at the ceiling times the given price (prompts come on top)."""
-        return None if self.price_per_mtok is None else self.token_ceiling * self.price_per_mtok / 1e6
+        ceiling = self.token_ceiling
+        return None if self.price_per_mtok is None or ceiling is None else ceiling * self.price_per_mtok / 1e6
 
     @property
     def needs_confirmation(self) -> bool:
@@ -47,7 +48,9 @@ class JobSize:
         parts = [
             f"{self.n_tasks} tasks x ({self.code_answers // max(self.n_tasks, 1)} programs"
             f" + {self.test_answers // max(self.n_tasks, 1)} tests) = {self.answers:,} answers",
-            f"at most {self.token_ceiling:,} generated tokens ({self.max_tokens:,} per answer)",
+            f"at most {self.token_ceiling:,} generated tokens ({self.max_tokens:,} per answer)"
+            if self.token_ceiling is not None and self.max_tokens is not None
+            else "no token cap sent (the server's own applies; pass --max-tokens for one)",
         ]
         if self.api_requests:
             parts.append(f"{self.api_requests:,} API requests ({self.api_requests_single:,} if n > 1 is refused)")
@@ -62,7 +65,10 @@ def _is_api(model: ModelConfig) -> bool:
     return choose_backend(model.model, model.base_url, model.backend)[0] == "openai"
 
 
-def estimate_job(cfg: BenchConfig, n_tasks: int, price_per_mtok: float | None = None) -> JobSize:
+def estimate_job(
+    cfg: BenchConfig, n_tasks: int, price_per_mtok: float | None = None, *, max_tokens: int | None = None
+) -> JobSize:
+    """``max_tokens``: the cap the protocol resolved (None: no cap is sent, the server's own applies)."""
     k_case = 0 if cfg.single else cfg.k_case
     coder_api = _is_api(cfg.coder)
     tester_api = k_case > 0 and _is_api(cfg.tester_model)
@@ -72,7 +78,7 @@ def estimate_job(cfg: BenchConfig, n_tasks: int, price_per_mtok: float | None = 
         n_tasks=n_tasks,
         code_answers=n_tasks * cfg.k_code,
         test_answers=n_tasks * k_case,
-        max_tokens=cfg.sampling.max_tokens,
+        max_tokens=max_tokens if max_tokens is not None else cfg.overrides.max_tokens,
         api_requests=requests,
         api_requests_single=single,
         price_per_mtok=price_per_mtok,

@@ -17,12 +17,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from cure_bench.config import BenchConfig, ModelConfig
 from cure_bench.errors import ConfigError, RunInterrupted
-from cure_bench.generation.extract import extract_program, extract_test
-from cure_bench.generation.prompts import PromptTemplate, coder_messages, load_template, prompt_hash, tester_messages
+from cure_bench.generation.prompts import PromptTemplate, load_template
 from cure_bench.job import JobSize, estimate_job
 from cure_bench.runs import directory as rundir
 from cure_bench.runs.files import TaskRecord, build_manifest, write_outputs
-from cure_bench.types import ChatMessages, Completion, Generator, Task, TaskTable
+from cure_bench.types import ChatMessages, Completion, Generator, SamplingParams, Task, TaskTable
 
 if TYPE_CHECKING:
     from cure_bench.generation.cache import GenerationCache
@@ -68,15 +67,21 @@ def run_bench(
 ) -> BenchResult:
     """Run the whole evaluation; returns the summary also written to ``<run_dir>/summary.json``.
 
-    The job's size is logged before anything is generated; ``confirm(job)`` (the CLI's question for big jobs)
-    may refuse it, and then nothing is created.
+    Every check comes first: options against each role's backend, the protocol, the sandbox level, and each
+    generator's preflight (the /v1/completions probe), so bad input fails before any generation request and
+    before the run directory exists. The job's size is logged before anything is generated; ``confirm(job)``
+    (the CLI's question for big jobs) may refuse it, and then nothing is created.
     """
+    from cure_bench.generation.protocols import get_protocol
     from cure_bench.scoring.metrics import parse_bon_spec
     from cure_bench.tasks.reader import task_fingerprint
     from cure_bench.tasks.registry import load_dataset_tasks
 
     progress = progress or NullProgress()
     started = time.time()
+    protocol = get_protocol(cfg.protocol)
+    templates = _load_templates(cfg)
+    plans = _plan_roles(cfg, protocol.name)
     tasks, dataset = load_dataset_tasks(
         cfg.dataset,
         limit=cfg.limit,
@@ -92,26 +97,70 @@ def run_bench(
         )
     bon = [] if cfg.single else parse_bon_spec(cfg.bon, cfg.k_code, cfg.k_case)
     _warn_clipped_bon(cfg, bon)
-    templates = _load_templates(cfg)
+    generation = _GenerationPlan.build(cfg, protocol, plans, templates)
     fingerprint = task_fingerprint(tasks)
-    settings = _generation_settings(cfg, fingerprint, templates)
+    settings = _generation_settings(cfg, fingerprint, generation)
     key = rundir.resume_key(settings)
     prefix = _run_prefix(cfg, dataset.name)
     finished = _finished_run(cfg, prefix, key)
     if finished is not None:
         return finished
-    job = estimate_job(cfg, len(tasks), cfg.price_per_mtok)
+    job = estimate_job(cfg, len(tasks), cfg.price_per_mtok, max_tokens=generation.sampling[0].params.max_tokens)
     log.info("%s", job.describe())
     if confirm is not None and not confirm(job):
         raise RunInterrupted("not started: the job was declined (pass --yes to skip the question)")
     _check_sandbox_starts(cfg)
-    run_dir = rundir.resolve_run_dir(cfg.output_dir, prefix, key, cfg.resume, settings=settings, rerun=cfg.rerun)
-    rundir.start_run(run_dir, key, settings)
+    inputs = _Inputs(protocol, templates, tasks, dataset, bon, started, fingerprint, settings, key, prefix)
+    opened: dict[str, tuple[Generator, dict[str, Any]]] = {}
+    try:
+        for role, plan in generation.plans.items():  # preflights run here: before the run directory exists
+            opened[role] = _open(plan)
+        return _run(cfg, progress, inputs, generation, opened)
+    finally:
+        for generator, _ in opened.values():
+            generator.close()
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What run_bench settled before opening the generators."""
+
+    protocol: Any
+    templates: tuple[PromptTemplate | None, PromptTemplate | None]
+    tasks: list[Task]
+    dataset: Any
+    bon: list[tuple[int, int]]
+    started: float
+    fingerprint: str
+    settings: dict[str, Any]
+    key: str
+    prefix: str
+
+
+def _run(
+    cfg: BenchConfig,
+    progress: Progress,
+    inputs: _Inputs,
+    generation: _GenerationPlan,
+    opened: dict[str, tuple[Generator, dict[str, Any]]],
+) -> BenchResult:
+    """The run proper, once every check passed and every generator is open: prompts to summary.json."""
+    protocol, templates, tasks, bon = inputs.protocol, inputs.templates, inputs.tasks, inputs.bon
+    run_dir = rundir.resolve_run_dir(
+        cfg.output_dir, inputs.prefix, inputs.key, cfg.resume, settings=inputs.settings, rerun=cfg.rerun
+    )
+    rundir.start_run(run_dir, inputs.key, inputs.settings)
     log.info("run directory: %s", run_dir)
 
-    coder_msgs = [coder_messages(t, templates[0]) for t in tasks]
-    tester_msgs = None if cfg.single else [tester_messages(t, cfg.show_examples, templates[1]) for t in tasks]
-    code_answers, test_answers, generators_info = _generate(cfg, coder_msgs, tester_msgs, run_dir, progress)
+    coder_msgs = [protocol.coder_prompt(t, templates[0], generation.text[0]) for t in tasks]
+    tester_msgs = (
+        None
+        if cfg.single
+        else [protocol.tester_prompt(t, templates[1], generation.text[1], cfg.show_examples, cfg.k_case) for t in tasks]
+    )
+    code_answers, test_answers, generators_info = _generate(
+        cfg, generation, opened, coder_msgs, tester_msgs, run_dir, progress
+    )
     records = [
         _extract(task, coder_msgs[i], tester_msgs[i] if tester_msgs else None, code_answers[i], test_answers[i], cfg)
         for i, task in enumerate(tasks)
@@ -122,16 +171,19 @@ def run_bench(
 
     manifest = build_manifest(
         cfg,
-        dataset=dataset,
-        fingerprint=fingerprint,
+        dataset=inputs.dataset,
+        fingerprint=inputs.fingerprint,
         n_tasks=len(tasks),
         bon=bon,
         generators=generators_info,
         sandbox=sandbox_info,
-        prompt_sha256=prompt_hash(*templates),
+        prompt_sha256=generation.prompt_sha256,
         templates=templates,
-        started=started,
+        started=inputs.started,
     )
+    entries = generation.manifest_entries()
+    manifest.sampling = entries["sampling"]
+    manifest.extra["protocol"] = entries["protocol"]
     summary = write_outputs(
         run_dir,
         manifest,
@@ -140,7 +192,7 @@ def run_bench(
         bon=bon,
         pass_at=cfg.pass_at,
         single=cfg.single,
-        extra_counts=dataset.skip_counts(),
+        extra_counts=inputs.dataset.skip_counts(),
     )
     return BenchResult(run_dir=run_dir, summary=summary, tables=tables, records=records)
 
@@ -197,37 +249,133 @@ def _finished_run(cfg: BenchConfig, prefix: str, key: str) -> BenchResult | None
     return BenchResult(run_dir=run_dir, summary=summary, tables=run.tables, records=[], reused=True)
 
 
-def _generation_settings(
-    cfg: BenchConfig, fingerprint: str, templates: tuple[PromptTemplate | None, PromptTemplate | None]
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _RolePlan:
+    """A role's model, its chosen backend and its checked options (nothing built yet)."""
+
+    model_cfg: ModelConfig
+    backend: str
+    reason: str
+    options: Any
+    foreign: frozenset[str]
+
+    @property
+    def text_prompt(self) -> bool:
+        return bool(getattr(self.options, "text_prompt", False))
+
+
+def _plan_roles(cfg: BenchConfig, protocol: str) -> dict[str, _RolePlan]:
+    """Choose each role's backend and check its options; same-identity roles share one plan ("coder").
+
+    In `cure bon` the CLI hands both roles the same flags, so an option is an error only when neither role's
+    backend takes it.
+    """
+    from cure_bench.generation.backends import choose_backend, options_class, resolve_options
+    from cure_bench.generation.backends.options import option_fields
+
+    roles = {"coder": cfg.coder}
+    if cfg.tester is not None and cfg.tester.identity() != cfg.coder.identity() and not cfg.single:
+        roles["tester"] = cfg.tester
+    chosen = {role: choose_backend(m.model, m.base_url, m.backend) for role, m in roles.items()}
+    plans = {}
+    for role, m in roles.items():
+        others = {b for r, (b, _) in chosen.items() if r != role}
+        foreign = frozenset(name for b in others for name in option_fields(options_class(b)))
+        backend, reason = chosen[role]
+        options = resolve_options(backend, m.options, defaults=_connection(m), foreign=foreign)
+        if protocol != "cure" and backend == "openai" and getattr(options, "text_prompt", False):
+            raise ConfigError(
+                "--endpoint completions sends one raw prompt string, which only --protocol cure builds; "
+                "use --protocol cure or --endpoint chat"
+            )
+        plans[role] = _RolePlan(m, backend, reason, options, foreign)
+    return plans
+
+
+def _connection(m: ModelConfig) -> dict[str, Any]:
+    return {"base_url": m.base_url, "api_key": m.api_key}
+
+
+@dataclass(frozen=True)
+class _GenerationPlan:
+    """Per role: its plan, whether its prompts are raw strings, and the sampling sent (protocol + overrides)."""
+
+    protocol: str
+    plans: dict[str, _RolePlan]
+    text: tuple[bool, bool]  # (coder, tester): raw prompt strings?
+    sampling: tuple[Any, Any]  # ResolvedSampling of (coder, tester)
+    prompt_sha256: str
+
+    @classmethod
+    def build(
+        cls,
+        cfg: BenchConfig,
+        protocol: Any,
+        plans: dict[str, _RolePlan],
+        templates: tuple[PromptTemplate | None, PromptTemplate | None],
+    ) -> _GenerationPlan:
+        from cure_bench.generation.protocols import resolve_sampling
+
+        tester = plans.get("tester", plans["coder"])
+        cure = protocol.name == "cure"
+        text = (cure and plans["coder"].text_prompt, cure and tester.text_prompt)
+        sampling = (
+            resolve_sampling(protocol, text[0], cfg.overrides),
+            resolve_sampling(protocol, text[1], cfg.overrides),
+        )
+        return cls(protocol.name, plans, text, sampling, protocol.prompt_sha256(templates, text))
+
+    def role_plan(self, role: str) -> _RolePlan:
+        return self.plans.get(role, self.plans["coder"])
+
+    def manifest_entries(self) -> dict[str, Any]:
+        """The protocol, and per role every sampling value it set and every one the user overrode."""
+        coder, tester = (s.describe() for s in self.sampling)
+        return {
+            "protocol": {
+                "name": self.protocol,
+                "coder": {"prompt_form": "text" if self.text[0] else "chat", "sampling": coder},
+                "tester": {"prompt_form": "text" if self.text[1] else "chat", "sampling": tester},
+            },
+            "sampling": coder["sent"],
+        }
+
+
+def _generation_settings(cfg: BenchConfig, fingerprint: str, generation: _GenerationPlan) -> dict[str, Any]:
     """What decides which samples a run asks for; equal settings mean a re-run may resume."""
-    return {
+    settings = {
         "coder": [cfg.coder.model, cfg.coder.backend, cfg.coder.base_url],
         "tester": None if cfg.tester is None else [cfg.tester.model, cfg.tester.backend, cfg.tester.base_url],
         "dataset_fingerprint": fingerprint,
         "k_code": cfg.k_code,
         "k_case": 0 if cfg.single else cfg.k_case,
-        "sampling": asdict(cfg.sampling),
+        "sampling": _plain(asdict(generation.sampling[0].params)),
         "show_examples": cfg.show_examples,
-        "prompts": prompt_hash(*templates),
+        "prompts": generation.prompt_sha256,
     }
+    if generation.protocol != "chat":  # chat runs keep the resume key they had before protocols existed
+        settings["protocol"] = generation.protocol
+        settings["tester_sampling"] = _plain(asdict(generation.sampling[1].params))
+    return settings
 
 
-def _open_generator(model_cfg: ModelConfig) -> tuple[Generator, dict[str, Any]]:
-    from cure_bench.generation.backends import choose_backend, make_generator
+def _plain(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
 
-    backend, reason = choose_backend(model_cfg.model, model_cfg.base_url, model_cfg.backend)
-    log.info("%s: backend %s (%s)", model_cfg.model, backend, reason)
-    options = dict(model_cfg.options.get(backend, {}))
-    if backend == "openai":
-        options.update(base_url=model_cfg.base_url, api_key=model_cfg.api_key)
-    generator = make_generator(backend, model_cfg.model, **options)
-    info = {**generator.describe(), "backend": backend, "backend_reason": reason}
-    return generator, info
+
+def _open(plan: _RolePlan) -> tuple[Generator, dict[str, Any]]:
+    from cure_bench.generation.backends import open_generator
+
+    m = plan.model_cfg
+    log.info("%s: backend %s (%s)", m.model, plan.backend, plan.reason)
+    opened = open_generator(m.model, m.backend, m.options, defaults=_connection(m), foreign=plan.foreign)
+    return opened.generator, opened.describe()
 
 
 def _generate(
     cfg: BenchConfig,
+    generation: _GenerationPlan,
+    opened: dict[str, tuple[Generator, dict[str, Any]]],
     coder_msgs: list[ChatMessages],
     tester_msgs: list[ChatMessages] | None,
     run_dir: Path,
@@ -237,50 +385,53 @@ def _generate(
     from cure_bench.generation.cache import GenerationCache
 
     n_tasks = len(coder_msgs)
-    coder_prompts = [(m, cfg.k_code) for m in coder_msgs]
-    tester_prompts = [(m, cfg.k_case) for m in tester_msgs or []]
+    coder_params, tester_params = (s.params for s in generation.sampling)
+    coder_prompts = [(m, cfg.k_code, coder_params) for m in coder_msgs]
+    tester_prompts = [(m, cfg.k_case, tester_params) for m in tester_msgs or []]
     cache = GenerationCache(run_dir / rundir.GENERATION_CACHE)
-    shared = cfg.tester is None or cfg.tester.identity() == cfg.coder.identity()
     info: dict[str, Any] = {}
     try:
-        if shared:
-            answers, info["coder"] = _run_generator(cfg.coder, cache, coder_prompts + tester_prompts, cfg, progress)
+        if "tester" not in generation.plans:
+            answers = _run_generator(opened["coder"][0], cache, coder_prompts + tester_prompts, progress)
+            info["coder"] = opened["coder"][1]
             info["tester"] = info["coder"] if tester_prompts else None
             return answers[:n_tasks], answers[n_tasks:] or [[] for _ in range(n_tasks)], info
-        code, info["coder"] = _run_generator(cfg.coder, cache, coder_prompts, cfg, progress)
-        tests, info["tester"] = _run_generator(cfg.tester_model, cache, tester_prompts, cfg, progress)
-        return code, tests, info
+        code = _run_generator(opened["coder"][0], cache, coder_prompts, progress)
+        tests = _run_generator(opened["tester"][0], cache, tester_prompts, progress)
+        return code, tests, {"coder": opened["coder"][1], "tester": opened["tester"][1]}
     finally:
         cache.close()
 
 
 def _run_generator(
-    model_cfg: ModelConfig,
+    generator: Generator,
     cache: GenerationCache,
-    prompts: list[tuple[ChatMessages, int]],
-    cfg: BenchConfig,
+    prompts: list[tuple[ChatMessages, int, SamplingParams]],
     progress: Progress,
-) -> tuple[list[list[Completion]], dict[str, Any]]:
+) -> list[list[Completion]]:
     from cure_bench.generation.runner import generate_all
 
-    generator, info = _open_generator(model_cfg)
-    stage = f"generate ({rundir.model_basename(model_cfg.model)})"  # a long local path would eat the bar
-    total = sum(k for _, k in prompts)
+    stage = f"generate ({rundir.model_basename(generator.model)})"  # a long local path would eat the bar
+    total = sum(k for _, k, _ in prompts)
     progress.start(stage, total)
     rate = _TokenRate()
+    answers: list[list[Completion]] = [[] for _ in prompts]
     try:
-        answers = generate_all(
-            generator,
-            cache,
-            prompts,
-            cfg.sampling,
-            on_progress=lambda done, n: progress.advance(stage, done, n, tokens_per_s=rate.per_second()),
-            on_completion=rate.add,
-        )
+        # one generate_all per distinct params (coder and tester of one model may differ), in prompt order
+        for params in dict.fromkeys(p for _, _, p in prompts):
+            idx = [i for i, (_, _, p) in enumerate(prompts) if p == params]
+            base = sum(len(answers[i]) for i in range(len(prompts)))
+
+            def on_progress(done: int, n: int, base: int = base) -> None:
+                progress.advance(stage, base + done, total, tokens_per_s=rate.per_second())
+
+            group = [(prompts[i][0], prompts[i][1]) for i in idx]
+            got = generate_all(generator, cache, group, params, on_progress=on_progress, on_completion=rate.add)
+            for i, completions in zip(idx, got, strict=True):
+                answers[i] = completions
     finally:
-        generator.close()
         progress.finish(stage)
-    return answers, info
+    return answers
 
 
 class _TokenRate:
@@ -306,13 +457,16 @@ def _extract(
     test_answers: list[Completion],
     cfg: BenchConfig,
 ) -> TaskRecord:
-    parsed = [extract_test(c.text) for c in test_answers]
+    from cure_bench.generation.protocols import get_protocol
+
+    protocol = get_protocol(cfg.protocol)
+    parsed = [protocol.extract_test(c.text) for c in test_answers]
     return TaskRecord(
         task=task,
         coder_messages=coder_msgs,
         tester_messages=tester_msgs,
         code_answers=code_answers,
-        programs=[extract_program(c.text) for c in code_answers],
+        programs=[protocol.extract_program(c.text) for c in code_answers],
         test_answers=test_answers,
         generated_tests=[t for t in parsed if t is not None],
         test_answer_index=[i for i, t in enumerate(parsed) if t is not None],

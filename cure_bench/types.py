@@ -63,12 +63,20 @@ class Task:
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """Sampling settings shared by every backend; part of the generation cache key."""
+    """Sampling settings shared by every backend; part of the generation cache key.
+
+    ``None`` means "not sent": the server's (or engine's) own default applies. The CURE protocol's API
+    payload, for one, carries a temperature and nothing else. ``top_k``/``min_p``/``stop`` exist for local
+    engines and vLLM servers (upstream's evaluation samples with top_k 40, min_p 0 and six stop strings).
+    """
 
     temperature: float = 1.0
-    top_p: float = 1.0
-    max_tokens: int = 8192
+    top_p: float | None = 1.0
+    max_tokens: int | None = 8192
     seed: int | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    stop: tuple[str, ...] | None = None
 
 
 ChatMessages = tuple[tuple[str, str], ...]

@@ -103,18 +103,15 @@ def _parse_tests(payload: Any, url: str, task_id: str) -> list[TestCase]:
 
 
 def _from_model(tasks: Sequence[Task], cfg: TesterConfig, output_dir: Path) -> dict[str, list[TestCase]]:
-    from cure_bench.generation.backends import choose_backend, make_generator
+    from cure_bench.generation.backends import open_generator
     from cure_bench.generation.cache import GenerationCache
     from cure_bench.generation.runner import generate_all
 
     if cfg.model is None:
         raise ConfigError("reward.tester: set url or model for label-free mode")
-    backend, reason = choose_backend(cfg.model, cfg.base_url, cfg.backend)
-    log.info("label-free tester %s: backend %s (%s)", cfg.model, backend, reason)
-    options: dict[str, Any] = {}
-    if backend == "openai":
-        options.update(base_url=cfg.base_url, api_key=cfg.api_key)
-    generator = make_generator(backend, cfg.model, **options)
+    opened = open_generator(cfg.model, cfg.backend, defaults={"base_url": cfg.base_url, "api_key": cfg.api_key})
+    log.info("label-free tester %s: backend %s (%s)", cfg.model, opened.backend, opened.reason)
+    generator = opened.generator
     params = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_new_tokens)
     prompts = [(tester_messages(task), cfg.num_tests) for task in tasks]
     try:

@@ -207,3 +207,30 @@ def test_the_factory_builds_it_with_cli_options(tiny_model_dir: Path) -> None:
 
     gen = make_generator("hf", str(tiny_model_dir), device="cpu", dtype="auto", trust_remote_code=False, rpm=None)
     assert isinstance(gen, HFGenerator) and (gen.device, gen.dtype) == ("cpu", "float32")
+
+
+def test_raw_prompt_skips_the_chat_template(gen: HFGenerator) -> None:
+    raw = "<|im_start|>User: add <|im_end|>\n<|im_start|>Assistant: "
+    gen._load()
+    (row,) = list(gen._rows([GenerationRequest("r", (("text", raw),), GREEDY, (0,))]))
+    assert list(row.prompt_ids) == gen._tokenizer(raw)["input_ids"]  # no template around it
+    (chat,) = list(gen._rows([request("c", raw, GREEDY, (0,))]))
+    assert len(chat.prompt_ids) > len(row.prompt_ids)
+
+
+def test_stop_strings_cut_the_text_as_vllm_does(gen: HFGenerator) -> None:
+    from cure_bench.generation.backends.hf_backend import _sampling_kwargs, cut_at_stop
+
+    assert cut_at_stop("print(1)\nUser: next", ("</answer>", "User:")) == ("print(1)\n", True)
+    assert cut_at_stop("no stop here", ("User:",)) == ("no stop here", False)
+    gen._load()
+    ids = gen._tokenizer("answer Human: more")["input_ids"]
+    done = gen._completion(ids, ("Human:", "User:"))
+    assert (done.text, done.finish_reason) == ("answer ", "stop")
+    cure = SamplingParams(temperature=0.8, top_p=0.95, top_k=40, min_p=0.0, max_tokens=4)
+    assert _sampling_kwargs(cure) == {"do_sample": True, "temperature": 0.8, "top_p": 0.95, "top_k": 40}
+    assert _sampling_kwargs(SamplingParams(temperature=1.0, min_p=0.1))["min_p"] == 0.1
+    # a real generate with stop strings and top_k runs (the tiny model rarely hits them; the path must work)
+    params = SamplingParams(temperature=0.8, top_p=0.95, top_k=40, min_p=0.0, max_tokens=6, seed=1, stop=("User:",))
+    got = run(gen, [GenerationRequest("s", (("text", "Assistant: "),), params, (0, 1))])
+    assert len(got) == 2 and all("User:" not in c.text for c in got.values())

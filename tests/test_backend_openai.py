@@ -3,6 +3,7 @@ rate limits, errors, reasoning text, Ctrl-C and resume."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -359,14 +360,54 @@ def test_choose_backend_rejects_unknown_names() -> None:
         choose_backend("m", None, "tgi")
 
 
-def test_make_generator_builds_openai_and_drops_foreign_options(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING):
-        gen = make_generator("openai", "m", base_url="http://127.0.0.1:9/v1", rpm=10, device="cuda:0", dtype=None)
-    assert isinstance(gen, OpenAIGenerator) and gen.rpm == 10
-    assert any("--device" in r.getMessage() for r in caplog.records)
-    assert not any("--dtype" in r.getMessage() for r in caplog.records)  # unset options are not noise
+def test_make_generator_builds_openai_and_rejects_foreign_options_that_are_set() -> None:
+    gen = make_generator("openai", "m", base_url="http://127.0.0.1:9/v1", rpm=10, dtype=None)
+    assert isinstance(gen, OpenAIGenerator) and gen.rpm == 10  # an unset (None) foreign option is no error
+    with pytest.raises(ConfigError, match=r"the openai backend does not take --device \(it is an option of the hf"):
+        make_generator("openai", "m", base_url="http://127.0.0.1:9/v1", device="cuda:0")
     with pytest.raises(ConfigError, match="--backend"):
         make_generator("nope", "m")
+
+
+def test_open_generator_chooses_checks_and_describes() -> None:
+    from cure_bench.generation.backends import open_generator
+
+    opened = open_generator("gpt-4o-mini", "auto", {"rpm": 5}, defaults={"api_key": "k", "device": "cpu"})
+    try:
+        assert opened.backend == "openai" and "hosted API model" in opened.reason
+        assert opened.options.rpm == 5 and opened.text_prompt is False
+        info = opened.describe()
+        assert info["backend"] == "openai" and info["endpoint"] == "chat" and "k" not in str(info.values())
+    finally:
+        opened.generator.close()
+    with pytest.raises(ConfigError, match="the openai backend does not take --batch-size"):
+        open_generator("gpt-4o-mini", "auto", {"batch_size": 2}, defaults={"api_key": "k"})
+    # bon: an option of the other role's backend is not this backend's error
+    opened = open_generator(
+        "gpt-4o-mini", "openai", {"batch_size": 2}, defaults={"api_key": "k"}, foreign={"batch_size"}
+    )
+    opened.generator.close()
+
+
+def test_backend_option_defaults_match_the_constructors() -> None:
+    """The options dataclass is where a flag's default is read; the constructor must agree with it."""
+    import dataclasses
+    import inspect
+
+    from cure_bench.generation.backends import BACKENDS, options_class
+    from cure_bench.generation.backends.openai_backend import OpenAIGenerator as OpenAI
+    from cure_bench.generation.backends.vllm_backend import VLLMGenerator
+
+    classes = {"openai": OpenAI, "vllm": VLLMGenerator}
+    if importlib.util.find_spec("torch") is not None:
+        from cure_bench.generation.backends.hf_backend import HFGenerator
+
+        classes["hf"] = HFGenerator
+    for name, cls in classes.items():
+        assert name in BACKENDS
+        params = inspect.signature(cls).parameters
+        for fld in dataclasses.fields(options_class(name)):
+            assert params[fld.name].default == fld.default, (name, fld.name)
 
 
 # -- Ctrl-C and resume (a real SIGINT to a child process) --------------------------------------------

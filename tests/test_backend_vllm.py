@@ -426,3 +426,38 @@ def test_batches_of_chunk_prompts_deliver_before_the_next_starts(model_dir: str)
 def test_chunk_prompts_must_be_positive(model_dir: str) -> None:
     with pytest.raises(ConfigError, match="chunk_prompts"):
         VLLMGenerator(model_dir, engine_factory=Factory(), chunk_prompts=0)
+
+
+def test_cure_sampling_and_raw_prompts_reach_the_engine(model_dir: str) -> None:
+    """top_k, min_p and the stop strings travel to the engine; a raw prompt stays one ("text", s) message."""
+    from cure_bench.generation.backends.vllm_engine import engine_sampling
+    from cure_bench.generation.protocols import CURE_STOP
+
+    factory = Factory()
+    cure = SamplingParams(temperature=0.8, top_p=0.95, top_k=40, min_p=0.0, max_tokens=10_000, stop=CURE_STOP)
+    raw = GenerationRequest("r", (("text", "<|im_start|>User: hi <|im_end|>\n<|im_start|>Assistant: "),), cure, (0, 1))
+    collect(VLLMGenerator(model_dir, engine_factory=factory), [raw])
+    (job,) = factory.engines[0].calls[0]
+    assert job.messages == raw.messages
+    assert (job.temperature, job.top_p, job.top_k, job.min_p, job.max_tokens, job.stop) == (
+        0.8, 0.95, 40, 0.0, 10_000, CURE_STOP,
+    )  # fmt: skip
+    kwargs = engine_sampling(job, room=20_000, stop_ids=[7])
+    assert kwargs == {"n": 2, "temperature": 0.8, "top_p": 0.95, "max_tokens": 10_000, "seed": None,
+                      "stop_token_ids": [7], "top_k": 40, "min_p": 0.0, "stop": list(CURE_STOP)}  # fmt: skip
+    unset = EngineJob((("user", "hi"),), 1, 1.0, 1.0, 10, None)
+    assert "top_k" not in engine_sampling(unset, 100, []) and "stop" not in engine_sampling(unset, 100, [])
+    api = SamplingParams(temperature=0.8, top_p=None, max_tokens=None)
+    collect(VLLMGenerator(model_dir, engine_factory=(f := Factory())), [req("a", (0,), api)])
+    (job,) = f.engines[0].calls[0]
+    assert (job.top_p, job.max_tokens) == (1.0, 8192)  # unset: the engine's neutral values
+
+
+def test_vllm_options_are_checked_early() -> None:
+    from cure_bench.generation.backends.vllm_backend import VLLMOptions
+
+    assert VLLMOptions(gpu_groups="[[0,1],[2,3]]").gpu_groups == "[[0,1],[2,3]]"
+    with pytest.raises(ConfigError, match="--gpu-groups"):
+        VLLMOptions(gpu_groups="[[0]")
+    with pytest.raises(ConfigError, match="--gpu-memory-utilization"):
+        VLLMOptions(gpu_memory_utilization=1.5)

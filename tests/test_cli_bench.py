@@ -52,7 +52,8 @@ def test_bench_flags_reach_the_config(captured, monkeypatch):
     assert cfg.compare is CompareMode.FLOAT and cfg.memory_limit_mb == 512
     assert (cfg.start_date, cfg.end_date) == ("2024-01-01", "2024-12-31")
     assert cfg.coder.model == "gpt-4o-mini" and cfg.tester is None
-    assert cfg.coder.options["openai"] == {"rpm": 60, "tpm": 1000, "concurrency": 4}
+    assert cfg.coder.options == {"rpm": 60, "tpm": 1000, "concurrency": 4}  # only what was set
+    assert cfg.protocol == "cure"  # the default
     assert cfg.command.startswith("cure ")
     assert cfg.rerun is False and cfg.price_per_mtok is None and captured["confirm"] is not None
 
@@ -80,20 +81,35 @@ def test_bon_gives_each_role_its_own_server(captured, monkeypatch):
     result = CliRunner().invoke(
         app,
         ["bon", "--coder", "a", "--tester", "b", "--coder-base-url", "http://c/v1", "--tester-backend", "hf",
-         "--device", "cpu", "--batch-size", "2", "--gpu-groups", "[[0],[1]]"],
+         "--device", "cpu", "--batch-size", "2"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     cfg = captured["config"]
     assert (cfg.coder.model, cfg.coder.base_url, cfg.coder.api_key) == ("a", "http://c/v1", "env-key")
     assert (cfg.tester.model, cfg.tester.backend) == ("b", "hf")
-    assert cfg.tester.options["hf"]["device"] == "cpu" and cfg.tester.options["hf"]["batch_size"] == 2
-    assert cfg.tester.options["vllm"]["gpu_groups"] == [[0], [1]]
+    assert cfg.tester.options == {"device": "cpu", "batch_size": 2}
+
+
+def test_backend_flags_sampling_overrides_and_protocol_reach_the_config(captured):
+    result = CliRunner().invoke(
+        app,
+        ["bench", "--model", "m", "--backend", "vllm", "--gpu-groups", "[[0],[1]]", "--trust-remote-code",
+         "--protocol", "chat", "--top-k", "20", "--stop", "END", "--stop", "###", "--endpoint", "chat"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    cfg = captured["config"]
+    assert cfg.coder.options == {"gpu_groups": "[[0],[1]]", "trust_remote_code": True, "endpoint": "chat"}
+    assert cfg.protocol == "chat"
+    assert (cfg.sampling.top_k, cfg.sampling.stop) == (20, ("END", "###"))
+    assert cfg.sampling.temperature is None and cfg.sampling.max_tokens is None  # left to the protocol
 
 
 @pytest.mark.parametrize(
     ("args", "flag"),
-    [(["--compare", "fuzzy"], "--compare"), (["--gpu-groups", "[[0"], "--gpu-groups"), (["--k-code", "0"], "--k-code")],
-)
+    [(["--compare", "fuzzy"], "--compare"), (["--gpu-groups", "[[0"], "--gpu-groups"), (["--k-code", "0"], "--k-code"),
+     (["--protocol", "paper"], "--protocol"), (["--top-k", "0"], "--top-k"), (["--top-k", "-3"], "--top-k"),
+     (["--endpoint", "responses"], "--endpoint"), (["--device", "tpu"], "--device")],
+)  # fmt: skip
 def test_bad_flags_are_one_line_errors(captured, args, flag):
     result = CliRunner().invoke(app, ["bench", "--model", "m", *args])
     assert result.exit_code == 1

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from cure_bench.cli.common import cli_errors, err_console, setup_logging
+from cure_bench.generation.backends import backend_help
 
 # Option types shared by both commands: defined once so the two stay identical.
 Dataset = Annotated[
@@ -27,12 +28,46 @@ Bon = Annotated[
 ]
 Single = Annotated[bool, typer.Option("--single", help="One-shot coding only: no tests generated, code metrics only.")]
 MaxTest = Annotated[int, typer.Option("--max-test", help="Hidden tests used per task (the first N).")]
-Temperature = Annotated[float, typer.Option("--temperature", help="Sampling temperature.")]
-TopP = Annotated[float, typer.Option("--top-p", help="Nucleus sampling top-p.")]
-MaxTokens = Annotated[int, typer.Option("--max-tokens", help="Maximum new tokens per answer.")]
-Rpm = Annotated[int | None, typer.Option("--rpm", help="API requests per minute at most (openai backend).")]
-Tpm = Annotated[int | None, typer.Option("--tpm", help="API tokens per minute at most (openai backend).")]
-Concurrency = Annotated[int, typer.Option("--concurrency", help="API requests in flight at most (openai backend).")]
+ProtocolOpt = Annotated[
+    str,
+    typer.Option(
+        "--protocol",
+        help="cure: the CURE authors' evaluation (raw prompt string, their sampling, strict ```python extraction); "
+        "chat: ours (chat template, our sampling, lenient extraction). See docs/fidelity.md.",
+    ),
+]
+_BY_PROTOCOL = "set explicitly, it overrides the protocol's value and is recorded in the manifest"
+Temperature = Annotated[
+    float | None,
+    typer.Option("--temperature", help=f"Sampling temperature (protocol default: cure 0.8, chat 1.0; {_BY_PROTOCOL})."),
+]
+TopP = Annotated[
+    float | None,
+    typer.Option(
+        "--top-p",
+        help=f"Nucleus top-p (protocol default: cure 0.95 local / unset over a chat API, chat 1.0; {_BY_PROTOCOL}).",
+    ),
+]
+TopK = Annotated[
+    int | None,
+    typer.Option(
+        "--top-k",
+        help=f"Top-k, at least 1 (protocol default: cure 40 local / unset over a chat API, chat unset; {_BY_PROTOCOL}).",
+    ),
+]
+MaxTokens = Annotated[
+    int | None,
+    typer.Option(
+        "--max-tokens",
+        help=f"Maximum new tokens per answer (protocol default: cure 10000 local / unset over a chat API, chat 8192; {_BY_PROTOCOL}).",
+    ),
+]
+Stop = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--stop", help=f"A stop string, repeatable (protocol default: cure's six for a raw prompt; {_BY_PROTOCOL})."
+    ),
+]
 Limit = Annotated[int | None, typer.Option("--limit", help="Evaluate only the first N tasks.")]
 Seed = Annotated[
     int | None, typer.Option("--seed", help="Sampling seed passed to the backend (reproducible where supported).")
@@ -94,23 +129,7 @@ Strict = Annotated[
         help="Refuse a dataset with rows upstream skips (no hidden tests, no question) instead of leaving them out.",
     ),
 ]
-Device = Annotated[str, typer.Option("--device", help="hf backend: auto, cpu or cuda.")]
-BatchSize = Annotated[
-    int,
-    typer.Option(
-        "--batch-size", help="hf backend: sequences generated together (bigger is faster until memory runs out)."
-    ),
-]
-Dtype = Annotated[str, typer.Option("--dtype", help="hf/vllm backends: auto, float32, bfloat16 or float16.")]
-MaxModelLen = Annotated[int | None, typer.Option("--max-model-len", help="vllm backend: context length.")]
-GpuMem = Annotated[float, typer.Option("--gpu-memory-utilization", help="vllm backend: share of GPU memory to use.")]
-TensorParallel = Annotated[int, typer.Option("--tensor-parallel-size", help="vllm backend: GPUs per engine.")]
-GpuGroups = Annotated[
-    str | None, typer.Option("--gpu-groups", help='vllm backend: data parallel engines, e.g. "[[0,1],[2,3]]".')
-]
-TrustRemoteCode = Annotated[bool, typer.Option("--trust-remote-code", help="hf/vllm backends: allow model repo code.")]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")]
-BackendHelp = "Generation backend: auto, openai, vllm or hf (auto: openai for API models or with a base URL, else vllm with a GPU, else hf)."
 
 
 # The flags `bench` and `bon` share, declared once: (parameter name, option type, default).
@@ -120,12 +139,12 @@ SHARED_FLAGS: tuple[tuple[str, Any, Any], ...] = (
     ("k_case", KCase, 16),
     ("bon", Bon, "4x4,16x16"),
     ("max_test", MaxTest, 8),
-    ("temperature", Temperature, 1.0),
-    ("top_p", TopP, 1.0),
-    ("max_tokens", MaxTokens, 8192),
-    ("rpm", Rpm, None),
-    ("tpm", Tpm, None),
-    ("concurrency", Concurrency, 32),
+    ("protocol", ProtocolOpt, "cure"),
+    ("temperature", Temperature, None),
+    ("top_p", TopP, None),
+    ("top_k", TopK, None),
+    ("max_tokens", MaxTokens, None),
+    ("stop", Stop, None),
     ("limit", Limit, None),
     ("seed", Seed, None),
     ("output_dir", OutputDir, None),
@@ -145,16 +164,33 @@ SHARED_FLAGS: tuple[tuple[str, Any, Any], ...] = (
     ("start_date", StartDate, None),
     ("end_date", EndDate, None),
     ("strict", Strict, False),
-    ("device", Device, "auto"),
-    ("batch_size", BatchSize, 8),
-    ("dtype", Dtype, "auto"),
-    ("max_model_len", MaxModelLen, None),
-    ("gpu_memory_utilization", GpuMem, 0.9),
-    ("tensor_parallel_size", TensorParallel, 1),
-    ("gpu_groups", GpuGroups, None),
-    ("trust_remote_code", TrustRemoteCode, False),
     ("verbose", Verbose, False),
 )
+
+
+def backend_flags() -> tuple[tuple[str, Any, Any], ...]:
+    """Every backend option as a flag (name, option type, default), derived from the backends' options dataclasses.
+
+    The help says which backends take it; the default is the dataclass's. Which of them the user actually set
+    is read from click's parameter source (``_set_backend_options``), so defaults never count as set.
+    """
+    import typing
+
+    from cure_bench.generation.backends import option_specs, options_class
+    from cure_bench.generation.backends.options import flag_name
+
+    out = []
+    for name, (fld, owners) in option_specs().items():
+        kind = fld.metadata.get("cli_type") or typing.get_type_hints(options_class(owners[0]))[name]
+        if fld.default is None and fld.metadata.get("cli_type"):
+            kind = kind | None
+        label = "/".join(owners) + (" backends" if len(owners) > 1 else " backend")
+        option = typer.Option(flag_name(name), help=f"{label}: {fld.metadata['help']}")
+        out.append((name, Annotated[kind, option], fld.default))
+    return tuple(out)
+
+
+BACKEND_FLAGS = backend_flags()
 
 
 def with_shared_flags(fn: Callable[..., None]) -> Callable[..., None]:
@@ -170,67 +206,56 @@ def with_shared_flags(fn: Callable[..., None]) -> Callable[..., None]:
     ]
     shared = [
         inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
-        for name, annotation, default in SHARED_FLAGS
+        for name, annotation, default in SHARED_FLAGS + BACKEND_FLAGS
     ]
 
+    context = inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)
+
     @functools.wraps(fn)
-    def command(**kwargs: Any) -> None:
+    def command(ctx: typer.Context, **kwargs: Any) -> None:
+        kwargs["backend_options"] = _set_backend_options(ctx, kwargs)
+        for name, _, _ in BACKEND_FLAGS:
+            kwargs.pop(name)
         fn(**kwargs)
 
-    command.__signature__ = inspect.Signature(own + shared)  # type: ignore[attr-defined]
-    command.__annotations__ = {p.name: p.annotation for p in own + shared}
+    command.__signature__ = inspect.Signature([context, *own, *shared])  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in [context, *own, *shared]}
     return command
 
 
-def _backend_options(flags: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Each backend's keywords; the backend is often chosen only at run time (auto)."""
-    from cure_bench.errors import ConfigError
+def _set_backend_options(ctx: typer.Context, flags: dict[str, Any]) -> dict[str, Any]:
+    """The backend options the user set on the command line (or through an environment variable)."""
 
-    groups = None
-    if flags["gpu_groups"]:
-        try:
-            groups = json.loads(flags["gpu_groups"])
-        except json.JSONDecodeError:
-            raise ConfigError(
-                f'--gpu-groups must be a JSON list of GPU id lists such as "[[0,1],[2,3]]" (got {flags["gpu_groups"]!r})'
-            ) from None
-    trust = flags["trust_remote_code"]
-    return {
-        "openai": {"rpm": flags["rpm"], "tpm": flags["tpm"], "concurrency": flags["concurrency"]},
-        "hf": {
-            "device": flags["device"],
-            "batch_size": flags["batch_size"],
-            "dtype": flags["dtype"],
-            "trust_remote_code": trust,
-        },
-        "vllm": {
-            "dtype": flags["dtype"],
-            "max_model_len": flags["max_model_len"],
-            "gpu_memory_utilization": flags["gpu_memory_utilization"],
-            "tensor_parallel_size": flags["tensor_parallel_size"],
-            "gpu_groups": groups,
-            "trust_remote_code": trust,
-        },
-    }
+    def was_set(name: str) -> bool:
+        source = ctx.get_parameter_source(name)
+        return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+
+    return {name: flags[name] for name, _, _ in BACKEND_FLAGS if was_set(name)}
 
 
 def _config_kwargs(flags: dict[str, Any]) -> dict[str, Any]:
     """The shared flags as BenchConfig keywords."""
     from cure_bench.errors import ConfigError
-    from cure_bench.types import CompareMode, SamplingParams
+    from cure_bench.generation.protocols import SamplingOverrides
+    from cure_bench.types import CompareMode
 
     try:
         compare = CompareMode(flags["compare"])
     except ValueError:
         raise ConfigError(f"--compare must be one of whitespace, exact, float (got {flags['compare']!r})") from None
     copied = ("dataset", "k_code", "k_case", "bon", "max_test", "limit", "output_dir", "show_examples", "coder_prompt",
-              "tester_prompt", "workers", "sandbox", "start_date", "end_date", "strict")  # fmt: skip
+              "tester_prompt", "workers", "sandbox", "start_date", "end_date", "strict", "protocol")  # fmt: skip
     return {
         **{name: flags[name] for name in copied},
         "compare": compare,
         "memory_limit_mb": flags["memory_limit"],
-        "sampling": SamplingParams(
-            temperature=flags["temperature"], top_p=flags["top_p"], max_tokens=flags["max_tokens"], seed=flags["seed"]
+        "sampling": SamplingOverrides(
+            temperature=flags["temperature"],
+            top_p=flags["top_p"],
+            top_k=flags["top_k"],
+            max_tokens=flags["max_tokens"],
+            stop=tuple(flags["stop"]) if flags["stop"] else None,
+            seed=flags["seed"],
         ),
         "resume": not flags["no_resume"],
         "rerun": flags["rerun"],
@@ -273,7 +298,7 @@ def _run(models: dict[str, Any], flags: dict[str, Any]) -> None:
 @with_shared_flags
 def bench(
     model: Annotated[str, typer.Option("--model", "-m", help="Model name (API model, hub id or local path).")],
-    backend: Annotated[str, typer.Option("--backend", help=BackendHelp)] = "auto",
+    backend: Annotated[str, typer.Option("--backend", help=backend_help())] = "auto",
     base_url: Annotated[
         str | None, typer.Option("--base-url", envvar="OPENAI_BASE_URL", help="OpenAI-compatible server URL.")
     ] = None,
@@ -286,9 +311,8 @@ def bench(
     """One model as coder and tester: one-shot accuracy, unit-test accuracy and Best-of-N."""
     from cure_bench.config import ModelConfig
 
-    coder = ModelConfig(
-        model=model, backend=backend, base_url=base_url, api_key=api_key, options=_backend_options(flags)
-    )
+    options = flags.pop("backend_options")
+    coder = ModelConfig(model=model, backend=backend, base_url=base_url, api_key=api_key, options=options)
     _run({"coder": coder, "single": single}, flags)
 
 
@@ -296,14 +320,14 @@ def bench(
 def bon(
     coder: Annotated[str, typer.Option("--coder", help="Coder model (writes the programs).")],
     tester: Annotated[str, typer.Option("--tester", help="Tester model (writes the unit tests).")],
-    coder_backend: Annotated[str, typer.Option("--coder-backend", help=BackendHelp)] = "auto",
+    coder_backend: Annotated[str, typer.Option("--coder-backend", help=backend_help("Coder"))] = "auto",
     coder_base_url: Annotated[
         str | None, typer.Option("--coder-base-url", envvar="OPENAI_BASE_URL", help="Coder server URL.")
     ] = None,
     coder_api_key: Annotated[
         str | None, typer.Option("--coder-api-key", envvar="OPENAI_API_KEY", help="Coder API key.", show_default=False)
     ] = None,
-    tester_backend: Annotated[str, typer.Option("--tester-backend", help=BackendHelp)] = "auto",
+    tester_backend: Annotated[str, typer.Option("--tester-backend", help=backend_help("Tester"))] = "auto",
     tester_base_url: Annotated[str | None, typer.Option("--tester-base-url", help="Tester server URL.")] = None,
     tester_api_key: Annotated[
         str | None,
@@ -314,7 +338,7 @@ def bon(
     """A coder model and a separate tester model: BoN with the tester's tests ranking the coder's programs."""
     from cure_bench.config import ModelConfig
 
-    options = _backend_options(flags)
+    options = flags.pop("backend_options")  # both roles get them; each backend takes its own (see pipeline)
     models = {
         "coder": ModelConfig(model=coder, backend=coder_backend, base_url=coder_base_url, api_key=coder_api_key, options=options),
         "tester": ModelConfig(model=tester, backend=tester_backend, base_url=tester_base_url, api_key=tester_api_key, options=options),

@@ -8,8 +8,7 @@ from typing import Annotated
 import typer
 
 from cure_bench.cli.common import cli_errors, err_console, setup_logging
-
-BackendHelp = "Tester backend: auto, openai, vllm or hf (auto: openai for API models or with --base-url, else vllm with a GPU, else hf)."
+from cure_bench.generation.backends import backend_help
 
 
 def register(app: typer.Typer) -> None:
@@ -21,7 +20,7 @@ def register(app: typer.Typer) -> None:
 @cli_errors
 def reward_serve(
     tester: Annotated[str, typer.Option("--tester", help="Tester model: API model name, hub id or local path.")],
-    backend: Annotated[str, typer.Option("--backend", help=BackendHelp)] = "auto",
+    backend: Annotated[str, typer.Option("--backend", help=backend_help("Tester"))] = "auto",
     base_url: Annotated[
         str | None,
         typer.Option("--base-url", help="OpenAI-compatible server of the tester (e.g. http://host:8000/v1)."),

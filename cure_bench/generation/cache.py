@@ -39,6 +39,20 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+_ADDED_LATER = ("top_k", "min_p", "stop")
+
+
+def _params_key(params: SamplingParams) -> dict[str, object]:
+    """The params as keyed: fields added after schema 1 are left out while unset, so old caches still hit."""
+    out = asdict(params)
+    for name in _ADDED_LATER:
+        if out.get(name) is None:
+            out.pop(name, None)
+    if out.get("stop") is not None:
+        out["stop"] = list(out["stop"])
+    return out
+
+
 class GenerationCache:
     """Samples already generated, by request key and sample index; safe to reopen after a crash.
 
@@ -80,7 +94,7 @@ class GenerationCache:
             "backend": backend,
             "model": model,
             "messages": [[role, content] for role, content in messages],
-            "params": asdict(params),
+            "params": _params_key(params),
         }
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

@@ -1,4 +1,6 @@
-"""Coder and tester prompts, as chat messages.
+"""Coder and tester prompts of the ``chat`` protocol, as chat messages, and prompt template files.
+
+(The ``cure`` protocol's raw prompt strings live in ``protocols``.)
 
 The default texts carry the same content and answer format as the CURE paper's evaluation prompts, so numbers
 are comparable with the paper: the coder thinks, then writes one ```python block that reads stdin with
@@ -54,18 +56,21 @@ TESTER_USER = (
 _PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 
+def fill_placeholders(text: str, **values: str) -> str:
+    """Replace ``{{name}}`` by ``values[name]`` in one pass (a value's own braces are never re-read)."""
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+
+
 @dataclass(frozen=True)
 class PromptTemplate:
     """A list of (role, content-with-placeholders) messages."""
 
     messages: tuple[tuple[str, str], ...]
     source: str = "default"
+    raw: str | None = None  # a .txt file's whole text: the raw prompt string under --protocol cure
 
     def render(self, **values: str) -> ChatMessages:
-        def fill(text: str) -> str:
-            return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
-
-        return tuple((role, fill(content)) for role, content in self.messages)
+        return tuple((role, fill_placeholders(content, **values)) for role, content in self.messages)
 
     def text(self) -> str:
         return json.dumps([list(m) for m in self.messages], ensure_ascii=False)
@@ -83,13 +88,15 @@ def load_template(path: str | Path, role: str, flag: str) -> PromptTemplate:
         raw = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{flag} {path}: cannot read the template ({exc.strerror})") from None
+    text: str | None = None
     if path.suffix == ".json":
         messages = _parse_json_template(raw, path, flag)
     else:
         messages = ((default.messages[0][0], default.messages[0][1]), ("user", raw))
+        text = raw
     if not any("problem" in _PLACEHOLDER.findall(content) for _, content in messages):
         raise ConfigError(f"{flag} {path}: the template never uses {{{{problem}}}}; the model would not see the task")
-    return PromptTemplate(messages, source=str(path))
+    return PromptTemplate(messages, source=str(path), raw=text)
 
 
 def _parse_json_template(raw: str, path: Path, flag: str) -> tuple[tuple[str, str], ...]:

@@ -12,9 +12,9 @@ import asyncio
 import hashlib
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from cure_bench.generation.backends import choose_backend, make_generator
+from cure_bench.generation.backends import open_generator
 from cure_bench.generation.prompts import PromptTemplate, load_template, prompt_hash
 from cure_bench.serve.config import ServeConfig
 from cure_bench.serve.execution import ExecutionService
@@ -116,17 +116,16 @@ def _identity_hash(identity: dict[str, str | None]) -> str:
 
 
 def _build_generator(config: ServeConfig) -> Generator:
-    backend, why = choose_backend(config.tester, config.base_url, config.backend)
-    log.info("tester backend: %s (%s)", backend, why)
-    options: dict[str, Any] = {}
-    if backend == "openai":
-        options = {
-            "base_url": config.base_url,
-            "api_key": config.api_key,
-            "timeout": config.tester_timeout_s,
-            "max_retries": config.tester_max_retries,
-        }
-    return make_generator(backend, config.tester, **options)
+    """The tester through ``open_generator``; the server's connection settings go where the backend takes them."""
+    defaults = {
+        "base_url": config.base_url,
+        "api_key": config.api_key,
+        "timeout": config.tester_timeout_s,
+        "max_retries": config.tester_max_retries,
+    }
+    opened = open_generator(config.tester, config.backend, defaults=defaults)
+    log.info("tester backend: %s (%s)", opened.backend, opened.reason)
+    return opened.generator
 
 
 def build_sandbox(config: ServeConfig) -> Sandbox:

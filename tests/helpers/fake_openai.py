@@ -2,7 +2,11 @@
 
 It is a real HTTP server (stdlib ``ThreadingHTTPServer`` in a background thread), so the code under
 test goes through the real ``openai`` SDK, httpx, retries and rate limits exactly as against a vLLM box
-or api.openai.com. It serves ``POST /v1/chat/completions`` and ``GET /v1/models``.
+or api.openai.com. It serves ``POST /v1/chat/completions``, ``POST /v1/completions`` (the legacy text
+endpoint: ``prompt`` in, ``choices[].text`` out; refused with a 404 like a chat-only server's when
+``chat_only=True``) and ``GET /v1/models``. A completions request is logged with ``messages`` =
+``[{"role": "prompt", "content": <the prompt>}]`` and ``endpoint="completions"``, so responders and
+``answers`` see its prompt as the "last user message" too.
 
 Typical use::
 
@@ -88,6 +92,7 @@ class LoggedRequest:
     choices: int = 0  # choices delivered (0 unless status == 200)
     api_key: str | None = None
     done_time: float | None = None  # time.monotonic() when the answer was written
+    endpoint: str = "chat"  # or "completions"
 
 
 @dataclass
@@ -119,6 +124,7 @@ class FakeOpenAIServer:
         models: Sequence[str] | None = None,
         reasoning_content: str | None = None,
         usage: bool = True,
+        chat_only: bool = False,
         port: int = 0,
     ) -> None:
         self.responder = responder
@@ -136,6 +142,7 @@ class FakeOpenAIServer:
         self.models = list(models) if models is not None else None
         self.reasoning_content = reasoning_content
         self.usage = usage
+        self.chat_only = chat_only
         self._state = _State()
         self._httpd = _Server(("127.0.0.1", port), _Handler)
         self._httpd.owner = self
@@ -204,16 +211,21 @@ class FakeOpenAIServer:
         status = faults(i) if callable(faults) else (faults[i] if i < len(faults) else None)
         return None if status in (None, 200) else status
 
-    def _register(self, body: dict[str, Any], api_key: str | None) -> LoggedRequest:
+    def _register(self, body: dict[str, Any], api_key: str | None, endpoint: str) -> LoggedRequest:
+        if endpoint == "completions":
+            messages = [{"role": "prompt", "content": str(body.get("prompt", ""))}]
+        else:
+            messages = list(body.get("messages") or [])
         with self._state.lock:
             entry = LoggedRequest(
                 index=self._state.posts,
                 time=time.monotonic(),
                 model=str(body.get("model", "")),
-                messages=list(body.get("messages") or []),
+                messages=messages,
                 n=int(body.get("n") or 1),
                 body=body,
                 api_key=api_key,
+                endpoint=endpoint,
             )
             self._state.posts += 1
             self._state.log.append(entry)
@@ -222,7 +234,9 @@ class FakeOpenAIServer:
     def _answers_for(self, messages: list[dict[str, Any]], n: int, body: dict[str, Any]) -> list[str]:
         if self.responder is not None:
             return list(self.responder(messages, n, body))
-        last_user = next((str(m.get("content", "")) for m in reversed(messages) if m.get("role") == "user"), "")
+        last_user = next(
+            (str(m.get("content", "")) for m in reversed(messages) if m.get("role") in ("user", "prompt")), ""
+        )
         script = next((v for k, v in self.answers.items() if k in last_user), None)
         if not script:
             return [self.default_answer] * n
@@ -232,22 +246,26 @@ class FakeOpenAIServer:
             self._state.choice_counters[key] = start + n
         return [script[(start + i) % len(script)] for i in range(n)]
 
-    def _completion_body(self, body: dict[str, Any], texts: list[str]) -> dict[str, Any]:
-        choices = []
+    def _completion_body(self, body: dict[str, Any], texts: list[str], endpoint: str = "chat") -> dict[str, Any]:
+        choices: list[dict[str, Any]] = []
         for i, text in enumerate(texts):
+            if endpoint == "completions":
+                choices.append({"index": i, "text": text, "finish_reason": "stop", "logprobs": None})
+                continue
             message: dict[str, Any] = {"role": "assistant", "content": text}
             if self.reasoning_content is not None:
                 message["reasoning_content"] = self.reasoning_content
             choices.append({"index": i, "message": message, "finish_reason": "stop", "logprobs": None})
         out: dict[str, Any] = {
-            "id": f"chatcmpl-fake-{time.monotonic_ns()}",
-            "object": "chat.completion",
+            "id": f"{'cmpl' if endpoint == 'completions' else 'chatcmpl'}-fake-{time.monotonic_ns()}",
+            "object": "text_completion" if endpoint == "completions" else "chat.completion",
             "created": int(time.time()),
             "model": str(body.get("model", "")),
             "choices": choices,
         }
         if self.usage:
-            prompt = sum(len(str(m.get("content", "")).split()) for m in body.get("messages") or [])
+            sent = [{"content": body.get("prompt", "")}] if endpoint == "completions" else body.get("messages") or []
+            prompt = sum(len(str(m.get("content", "")).split()) for m in sent)
             completion = sum(len(t.split()) for t in texts)
             out["usage"] = {
                 "prompt_tokens": prompt,
@@ -264,10 +282,12 @@ class FakeOpenAIServer:
             "Retry-After": str(math.ceil(self.retry_after_s)),
         }
 
-    def handle_chat(self, body: dict[str, Any], auth: str | None) -> tuple[int, dict[str, Any], dict[str, str]]:
-        """Decide the answer to one chat-completions POST: (status, JSON body, extra headers)."""
+    def handle_chat(
+        self, body: dict[str, Any], auth: str | None, endpoint: str = "chat"
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """Decide the answer to one chat-completions (or completions) POST: (status, JSON body, extra headers)."""
         api_key = auth[len("Bearer ") :] if auth and auth.startswith("Bearer ") else None
-        entry = self._register(body, api_key)
+        entry = self._register(body, api_key, endpoint)
         delay = self.latency(body) if callable(self.latency) else self.latency
         if delay > 0:
             time.sleep(delay)
@@ -287,6 +307,12 @@ class FakeOpenAIServer:
         if fault is not None:
             kind = "rate_limit_exceeded" if fault == 429 else "server_error"
             return fault, _error(f"injected fault {fault}", kind, kind), self._retry_headers()
+        if entry.endpoint == "completions" and self.chat_only:
+            msg = (
+                "This is a chat model and not supported in the v1/completions endpoint. "
+                "Did you mean to use v1/chat/completions?"
+            )
+            return 404, _error(msg, "invalid_request_error", None), {}
         if self.models is not None and entry.model not in self.models:
             msg = f"The model `{entry.model}` does not exist or you do not have access to it."
             return 404, _error(msg, "invalid_request_error", "model_not_found"), {}
@@ -297,7 +323,7 @@ class FakeOpenAIServer:
             msg = "n must be 1: this server does not support n > 1 ('n' parameter)"
             return 400, _error(msg, "invalid_request_error", None, param="n"), {}
         n = entry.n if self.max_n is None else min(entry.n, self.max_n)
-        return 200, self._completion_body(body, self._answers_for(entry.messages, n, body)), {}
+        return 200, self._completion_body(body, self._answers_for(entry.messages, n, body), entry.endpoint), {}
 
 
 def _error(message: str, kind: str, code: str | None, param: str | None = None) -> dict[str, Any]:
@@ -342,7 +368,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        if self.path.rstrip("/") != "/v1/chat/completions":
+        routes = {"/v1/chat/completions": "chat", "/v1/completions": "completions"}
+        endpoint = routes.get(self.path.rstrip("/"))
+        if endpoint is None:
             self._send(404, _error(f"no route {self.path}", "invalid_request_error", None))
             return
         try:
@@ -350,7 +378,7 @@ class _Handler(BaseHTTPRequestHandler):
         except json.JSONDecodeError:
             self._send(400, _error("request body is not JSON", "invalid_request_error", None))
             return
-        status, payload, headers = self.server.owner.handle_chat(body, self.headers.get("Authorization"))
+        status, payload, headers = self.server.owner.handle_chat(body, self.headers.get("Authorization"), endpoint)
         self._send(status, payload, headers)
 
 

@@ -58,6 +58,7 @@ class WireSettings:
     rpm: float | None
     tpm: float | None
     rpm_window_s: float
+    endpoint: str = "chat"  # or "completions": one raw prompt string per request
 
 
 class ClientSide:
@@ -128,6 +129,13 @@ class ClientSide:
             raise Stopped
         if self._rpm is not None:
             await self._acquire(self._rpm)
+
+    async def probe_completions(self) -> None:
+        """One ``max_tokens=1`` completions request, no retries: does the server serve /v1/completions?"""
+        client = self._ensure_client().with_options(max_retries=0)
+        self._stop_event = self._stop_event or asyncio.Event()
+        await client.completions.create(model=self.settings.model, prompt="ping", max_tokens=1)
+        self.server_seen = True
 
     # -- a run -----------------------------------------------------------------------------------
     async def run(self, requests: Sequence[GenerationRequest], emit: Emit) -> None:
@@ -205,7 +213,7 @@ class ClientSide:
             if n > 1 and (not self.n_mode or (self.n_cap is not None and n > self.n_cap)):
                 raise Replan
             if self._tpm is not None:
-                estimate = estimate_request_tokens(req.messages, n, req.params.max_tokens)
+                estimate = estimate_request_tokens(req.messages, n, req.params.max_tokens or 0)
                 if estimate > self._tpm.max_rate and not self._tpm_warned:
                     self._tpm_warned = True
                     log.warning(
@@ -242,7 +250,11 @@ class ClientSide:
             budget = min(1, retries) if probing else retries
             try:
                 wire = client if budget == self.settings.max_retries else client.with_options(max_retries=budget)
-                response = await wire.chat.completions.create(**self._body(req, n, seed_offset))
+                body = self._body(req, n, seed_offset)
+                if self.settings.endpoint == "completions":
+                    response = await wire.completions.create(**body)
+                else:
+                    response = await wire.chat.completions.create(**body)
                 self.server_seen = True
                 return response
             except (openai.APIStatusError, openai.APITimeoutError) as exc:
@@ -263,20 +275,46 @@ class ClientSide:
         raise AssertionError("unreachable")
 
     def _body(self, req: GenerationRequest, n: int, seed_offset: int) -> dict[str, Any]:
+        """The request's fields: only the sampling values that are set (``None`` leaves the server's default).
+
+        ``top_k``/``min_p`` are not OpenAI fields; vLLM and SGLang servers read them from the body.
+        """
         p = req.params
-        body: dict[str, Any] = {
-            "model": self.settings.model,
-            "messages": [{"role": role, "content": content} for role, content in req.messages],
-            "temperature": p.temperature,
-            "top_p": p.top_p,
-            self.token_param: p.max_tokens,
-        }
+        body: dict[str, Any] = {"model": self.settings.model}
+        if self.settings.endpoint == "completions":
+            body["prompt"] = prompt_text(req)
+        elif len(req.messages) == 1 and req.messages[0][0] == "text":
+            raise BackendError("a raw prompt string needs --endpoint completions (the chat endpoint takes messages)")
+        else:
+            body["messages"] = [{"role": role, "content": content} for role, content in req.messages]
+        body["temperature"] = p.temperature
+        if p.top_p is not None:
+            body["top_p"] = p.top_p
+        if p.max_tokens is not None:
+            # the legacy completions endpoint knows only max_tokens
+            param = "max_tokens" if self.settings.endpoint == "completions" else self.token_param
+            body[param] = p.max_tokens
+        if p.stop is not None:
+            body["stop"] = list(p.stop)
+        extra = {name: value for name, value in (("top_k", p.top_k), ("min_p", p.min_p)) if value is not None}
+        if extra:
+            body["extra_body"] = extra
         if n > 1:
             body["n"] = n
         if p.seed is not None:
             # n choices of one request differ by themselves; separate requests need separate seeds.
             body["seed"] = p.seed + seed_offset
         return body
+
+
+def prompt_text(req: GenerationRequest) -> str:
+    """The raw prompt string of a text-prompt request (one ``("text", s)`` message)."""
+    if len(req.messages) != 1 or req.messages[0][0] != "text":
+        raise BackendError(
+            "--endpoint completions sends one raw prompt string, but this request holds chat messages; "
+            "use --protocol cure (or --endpoint chat)"
+        )
+    return req.messages[0][1]
 
 
 async def _all_or_first_error(coros: list[Any]) -> None:
@@ -317,7 +355,10 @@ def completions_from(response: Any, asked: int) -> list[Completion]:
         shares = [base + (1 if i < extra else 0) for i in range(len(choices))]
     out = []
     for choice, tokens in zip(choices, shares, strict=True):
-        message = choice.message
+        message = getattr(choice, "message", None)
+        if message is None:  # the completions endpoint: plain text
+            out.append(Completion(text=choice.text or "", tokens=tokens, finish_reason=choice.finish_reason))
+            continue
         extra_fields = getattr(message, "model_extra", None) or {}
         reasoning = (
             getattr(message, "reasoning_content", None)

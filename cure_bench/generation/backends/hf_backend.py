@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from cure_bench.errors import BackendError, ConfigError, MissingExtraError
+from cure_bench.generation.backends.options import option
 from cure_bench.types import ChatMessages, Completion, GenerationRequest, SampleCallback, SamplingParams
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,17 @@ def _snapshot(model: str, trust_remote_code: bool, local_only: bool) -> Path | N
     return folder
 
 
+def is_raw(messages: ChatMessages) -> bool:
+    """One ``("text", s)`` message: a raw prompt string (the cure protocol), sent without a chat template."""
+    return len(messages) == 1 and messages[0][0] == "text"
+
+
+def cut_at_stop(text: str, stop: Sequence[str] | None) -> tuple[str, bool]:
+    """``text`` up to the first stop string (excluded, as vLLM does), and whether one was found."""
+    cuts = [i for i in (text.find(s) for s in stop or ()) if i >= 0]
+    return (text[: min(cuts)], True) if cuts else (text, False)
+
+
 def chat_dicts(messages: ChatMessages) -> list[dict[str, str]]:
     """``((role, content), ...)`` as the list of dicts chat templates expect."""
     return [{"role": role, "content": content} for role, content in messages]
@@ -118,6 +130,8 @@ def chat_dicts(messages: ChatMessages) -> list[dict[str, str]]:
 
 def render_chat(tokenizer: Any, messages: ChatMessages, model: str) -> str:
     """The prompt text of a conversation, ending with the assistant turn's opening."""
+    if is_raw(messages):
+        return messages[0][1]
     if not getattr(tokenizer, "chat_template", None):
         raise BackendError(
             f"--model {model}: the tokenizer has no chat template (a base model?); use an instruct/chat model"
@@ -150,6 +164,26 @@ class _Row:
     prompt_ids: tuple[int, ...]
 
 
+@dataclass(frozen=True)
+class HFOptions:
+    """What the hf backend takes (``cure bench`` flags are derived from these fields)."""
+
+    device: str = option("auto", "auto, cpu or cuda.")
+    dtype: str = option("auto", "auto, float32, bfloat16 or float16.")
+    batch_size: int = option(8, "Sequences generated together (bigger is faster until memory runs out).")
+    trust_remote_code: bool = option(False, "Allow model repo code.")
+
+    def __post_init__(self) -> None:
+        if (self.device or "auto").lower() not in DEVICES:
+            raise ConfigError(f"--device '{self.device}' is not one of: {', '.join(DEVICES)}")
+        if (self.dtype or "auto").lower() not in DTYPES:
+            raise ConfigError(f"--dtype '{self.dtype}' is not one of: {', '.join(DTYPES)}")
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size must be >= 1, got {self.batch_size}")
+
+    text_prompt = True  # a raw prompt string is tokenized as is (no chat template)
+
+
 class HFGenerator:
     """transformers ``generate`` behind the ``Generator`` protocol.
 
@@ -160,6 +194,7 @@ class HFGenerator:
     """
 
     backend = "hf"
+    text_prompt = True
 
     def __init__(
         self,
@@ -221,7 +256,8 @@ class HFGenerator:
         self._load()
         for request in pending:
             text = render_chat(self._tokenizer, request.messages, self.model)
-            ids = tuple(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+            # a raw string gets the tokenizer's special tokens, as vLLM's text prompts do
+            ids = tuple(self._tokenizer(text, add_special_tokens=is_raw(request.messages))["input_ids"])
             for index in request.sample_indices:
                 yield _Row(request, index, ids)
 
@@ -256,15 +292,15 @@ class HFGenerator:
         import torch
 
         width = max(len(row.prompt_ids) for row in batch)
-        max_new = self._max_new_tokens(width, params.max_tokens)
+        max_new = self._max_new_tokens(width, 8192 if params.max_tokens is None else params.max_tokens)
         input_ids = torch.full((len(batch), width), self._pad_id, dtype=torch.long)
         attention = torch.zeros((len(batch), width), dtype=torch.long)
         for i, row in enumerate(batch):  # left padding: every prompt ends at the last column
             input_ids[i, width - len(row.prompt_ids) :] = torch.tensor(row.prompt_ids)
             attention[i, width - len(row.prompt_ids) :] = 1
-        sampling: dict[str, Any] = {"do_sample": False}
-        if params.temperature > 0:
-            sampling = {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p, "top_k": 0}
+        sampling = _sampling_kwargs(params)
+        if params.stop:
+            sampling.update(stop_strings=list(params.stop), tokenizer=self._tokenizer)
         # Seed a forked RNG so a notebook user's own torch random state is left as it was.
         devices = [torch.cuda.current_device()] if self.device == "cuda" else []
         with torch.random.fork_rng(devices=devices, enabled=params.seed is not None), torch.inference_mode():
@@ -276,7 +312,7 @@ class HFGenerator:
                 max_new_tokens=max_new,
                 **sampling,
             )
-        return [self._completion(ids) for ids in out[:, width:].tolist()]
+        return [self._completion(ids, params.stop) for ids in out[:, width:].tolist()]
 
     def _max_new_tokens(self, prompt_width: int, wanted: int) -> int:
         context = getattr(self._model.config, "max_position_embeddings", None)
@@ -291,14 +327,32 @@ class HFGenerator:
             log.debug("max_tokens %d clipped to %d by the model's context", wanted, room)
         return min(wanted, room)
 
-    def _completion(self, generated: list[int]) -> Completion:
-        """Text and token count up to the first stop token (which counts, as in vLLM's token ids)."""
+    def _completion(self, generated: list[int], stop_strings: Sequence[str] | None = None) -> Completion:
+        """Text and token count up to the first stop token (which counts, as in vLLM's token ids); the text
+        is cut before the first stop string, which vLLM leaves out too."""
         stop = next((i for i, tok in enumerate(generated) if tok in self._stop_ids), None)
         kept = generated if stop is None else generated[:stop]
-        text = self._tokenizer.decode(kept, skip_special_tokens=True)
+        text, cut = cut_at_stop(self._tokenizer.decode(kept, skip_special_tokens=True), stop_strings)
+        if cut:
+            return Completion(text=text, tokens=len(kept), finish_reason="stop")
         if stop is None:
             return Completion(text=text, tokens=len(generated), finish_reason="length")
         return Completion(text=text, tokens=stop + 1, finish_reason="stop")
+
+
+def _sampling_kwargs(params: SamplingParams) -> dict[str, Any]:
+    """``generate`` keywords: greedy at temperature 0; else exactly the params' top_p/top_k/min_p (unset: off)."""
+    if params.temperature <= 0:
+        return {"do_sample": False}
+    out: dict[str, Any] = {
+        "do_sample": True,
+        "temperature": params.temperature,
+        "top_p": 1.0 if params.top_p is None else params.top_p,
+        "top_k": params.top_k or 0,
+    }
+    if params.min_p:
+        out["min_p"] = params.min_p
+    return out
 
 
 def _import_torch() -> Any:

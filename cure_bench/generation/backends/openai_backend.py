@@ -13,6 +13,7 @@ import logging
 import os
 import queue
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -26,12 +27,41 @@ from cure_bench.errors import (
 )
 from cure_bench.generation.backends._loop import Interrupted, LoopThread, drive
 from cure_bench.generation.backends._openai_async import ClientSide, WireSettings, error_message
+from cure_bench.generation.backends.options import option
 from cure_bench.types import Completion, GenerationRequest, SampleCallback
 
 log = logging.getLogger(__name__)
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 LOCAL_PLACEHOLDER_KEY = "EMPTY"  # vLLM/SGLang accept any key unless started with --api-key
+ENDPOINTS = ("chat", "completions")
+
+
+@dataclass(frozen=True)
+class OpenAIOptions:
+    """What the openai backend takes (``cure bench`` flags are derived from these fields)."""
+
+    base_url: str | None = option(None, "OpenAI-compatible server URL.", flag=False)
+    api_key: str | None = option(None, "API key.", flag=False)
+    rpm: int | None = option(None, "API requests per minute at most.")
+    tpm: int | None = option(None, "API tokens per minute at most.")
+    concurrency: int = option(32, "API requests in flight at most.")
+    timeout: float = option(600.0, "Seconds per HTTP attempt.", flag=False)
+    max_retries: int = option(8, "Retries of a failed request (429, 5xx, timeouts).", flag=False)
+    endpoint: str = option(
+        "chat",
+        "chat (/v1/chat/completions) or completions (/v1/completions: the raw prompt string, as upstream's "
+        "vLLM path; --protocol cure only).",
+    )
+
+    def __post_init__(self) -> None:
+        if self.endpoint not in ENDPOINTS:
+            raise ConfigError(f"--endpoint must be one of: {', '.join(ENDPOINTS)} (got {self.endpoint!r})")
+
+    @property
+    def text_prompt(self) -> bool:
+        """Whether prompts go out as one raw string (the completions endpoint) rather than chat messages."""
+        return self.endpoint == "completions"
 
 
 class OpenAIGenerator:
@@ -58,6 +88,7 @@ class OpenAIGenerator:
         timeout: float = 600,
         max_retries: int = 8,
         request_n: bool = True,
+        endpoint: str = "chat",
         *,
         rpm_window_s: float = 60.0,
         drain_timeout: float = 30.0,
@@ -65,8 +96,11 @@ class OpenAIGenerator:
         self.model = model
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL).rstrip("/")
         _validate(model, self.base_url, rpm, tpm, concurrency, timeout, max_retries, drain_timeout)
+        self.endpoint = OpenAIOptions(endpoint=endpoint).endpoint
+        self.text_prompt = self.endpoint == "completions"
         self.rpm, self.tpm, self.drain_timeout = rpm, tpm, drain_timeout
         self._settings = WireSettings(
+            endpoint=self.endpoint,
             model=model,
             base_url=self.base_url,
             api_key=_resolve_key(api_key, self.base_url),
@@ -115,6 +149,31 @@ class OpenAIGenerator:
                 raise
             raise translated from exc
 
+    def preflight(self) -> None:
+        """Before any generation: with ``endpoint="completions"``, check the server serves /v1/completions.
+
+        One tiny request (``max_tokens=1``); a chat-only server's refusal becomes a ConfigError quoting it.
+        """
+        if self.endpoint != "completions":
+            return
+        try:
+            self._loop.submit(self._side.probe_completions()).result(self._settings.timeout + 5)
+        except CureError:
+            raise
+        except Exception as exc:
+            import openai
+
+            if isinstance(exc, openai.APIStatusError) and exc.status_code in (400, 404, 405, 422, 501):
+                raise ConfigError(
+                    f"--endpoint completions: {redact_url(self.base_url)} refused /v1/completions for model "
+                    f"'{self.model}' (HTTP {exc.status_code}: {error_message(exc)}); it serves chat only: "
+                    "use --endpoint chat"
+                ) from None
+            translated = translate_error(exc, self._settings)
+            if translated is None:
+                raise
+            raise translated from exc
+
     def describe(self) -> dict[str, Any]:
         """Manifest entry: no API key, and the n-mode the server turned out to support."""
         import openai
@@ -125,6 +184,7 @@ class OpenAIGenerator:
             "backend": self.backend,
             "model": self.model,
             "base_url": redact_url(self.base_url),
+            "endpoint": self.endpoint,
             "n_per_request": mode,
             "rpm": self.rpm,
             "tpm": self.tpm,

@@ -25,11 +25,14 @@ import logging
 import random
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from cure_bench.errors import BackendError, ConfigError, MissingExtraError
 from cure_bench.generation.backends.hf_backend import package_version, resolve_model
+from cure_bench.generation.backends.options import option
 from cure_bench.generation.backends.vllm_engine import (
+    DEFAULT_MAX_TOKENS,
     Engine,
     EngineFactory,
     EngineJob,
@@ -55,6 +58,26 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class VLLMOptions:
+    """What the vllm backend takes (``cure bench`` flags are derived from these fields)."""
+
+    dtype: str = option("auto", "auto, float32, bfloat16 or float16.")
+    max_model_len: int | None = option(None, "Context length.")
+    gpu_memory_utilization: float = option(0.9, "Share of GPU memory to use.")
+    tensor_parallel_size: int = option(1, "GPUs per engine.")
+    gpu_groups: str | list[list[int]] | None = option(  # noqa: RUF009 (the default is None)
+        None, 'Data parallel engines, e.g. "[[0,1],[2,3]]".', cli_type=str
+    )
+    trust_remote_code: bool = option(False, "Allow model repo code.")
+
+    def __post_init__(self) -> None:
+        parse_gpu_groups(self.gpu_groups)  # a malformed value fails now, before any work
+        _check_options(self.tensor_parallel_size, self.gpu_memory_utilization, self.max_model_len, None)
+
+    text_prompt = True  # a raw prompt string goes to the engine as is (no chat template)
+
+
 class VLLMGenerator:
     """vLLM offline inference behind the ``Generator`` protocol.
 
@@ -65,6 +88,7 @@ class VLLMGenerator:
     """
 
     backend = "vllm"
+    text_prompt = True
 
     def __init__(
         self,
@@ -200,7 +224,15 @@ def _run_all(engines: list[Engine], batches: list[list[EngineJob]]) -> list[list
 def _job(request: GenerationRequest) -> EngineJob:
     p = request.params
     return EngineJob(
-        request.messages, len(request.sample_indices), p.temperature, p.top_p, p.max_tokens, _seed(request)
+        request.messages,
+        len(request.sample_indices),
+        p.temperature,
+        1.0 if p.top_p is None else p.top_p,
+        DEFAULT_MAX_TOKENS if p.max_tokens is None else p.max_tokens,
+        _seed(request),
+        top_k=p.top_k,
+        min_p=p.min_p,
+        stop=p.stop,
     )
 
 

@@ -53,6 +53,12 @@ class EngineJob:
     top_p: float
     max_tokens: int
     seed: int | None
+    top_k: int | None = None
+    min_p: float | None = None
+    stop: tuple[str, ...] | None = None  # stop strings, cut from the text (vLLM's own rule)
+
+
+DEFAULT_MAX_TOKENS = 8192  # when a request leaves max_tokens unset
 
 
 @dataclass(frozen=True)
@@ -111,24 +117,18 @@ class VLLMEngine:
                     f"a prompt of {len(ids)} tokens does not fit --max-model-len {self._context}; raise it"
                 )
             prompts.append({"prompt_token_ids": ids})
-            greedy = _is_greedy(job)  # vLLM refuses n > 1 (and top_p < 1) with greedy decoding
-            params.append(
-                SamplingParams(
-                    n=1 if greedy else job.n,
-                    temperature=0.0 if greedy else job.temperature,
-                    top_p=1.0 if greedy else job.top_p,
-                    max_tokens=min(job.max_tokens, room),
-                    seed=job.seed,
-                    stop_token_ids=self._stop_ids,
-                )
-            )
+            params.append(SamplingParams(**engine_sampling(job, room, self._stop_ids)))
         outputs = self._llm.generate(prompts, params, use_tqdm=False)
         return [_samples(out, job) for out, job in zip(outputs, jobs, strict=True)]
 
     def _prompt_ids(self, messages: ChatMessages) -> list[int]:
-        # Rendered to text, then tokenized without special tokens: templates that write their own BOS
-        # (Llama's) would otherwise get it twice. vLLM's tokenizer wrapper may hide ``chat_template``,
-        # so a missing template shows up as transformers' ValueError rather than an attribute check.
+        # A raw prompt string (the cure protocol) is tokenized as vLLM tokenizes a text prompt, special
+        # tokens added by the tokenizer included. Chat messages are rendered to text, then tokenized
+        # without special tokens: templates that write their own BOS (Llama's) would otherwise get it
+        # twice. vLLM's tokenizer wrapper may hide ``chat_template``, so a missing template shows up as
+        # transformers' ValueError rather than an attribute check.
+        if len(messages) == 1 and messages[0][0] == "text":
+            return list(self._tokenizer(messages[0][1])["input_ids"])
         try:
             text = self._tokenizer.apply_chat_template(chat_dicts(messages), tokenize=False, add_generation_prompt=True)
         except ValueError as exc:
@@ -149,6 +149,26 @@ def _engine_tokenizer(llm: Any, spec: EngineSpec) -> Any:
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(spec.path, trust_remote_code=spec.trust_remote_code)
+
+
+def engine_sampling(job: EngineJob, room: int, stop_ids: Sequence[int]) -> dict[str, Any]:
+    """``vllm.SamplingParams`` keywords for a job; unset top_k/min_p/stop keep vLLM's defaults."""
+    greedy = _is_greedy(job)  # vLLM refuses n > 1 (and top_p < 1) with greedy decoding
+    out: dict[str, Any] = {
+        "n": 1 if greedy else job.n,
+        "temperature": 0.0 if greedy else job.temperature,
+        "top_p": 1.0 if greedy else job.top_p,
+        "max_tokens": min(job.max_tokens, room),
+        "seed": job.seed,
+        "stop_token_ids": list(stop_ids),
+    }
+    if job.top_k is not None and not greedy:
+        out["top_k"] = job.top_k
+    if job.min_p is not None and not greedy:
+        out["min_p"] = job.min_p
+    if job.stop:
+        out["stop"] = list(job.stop)
+    return out
 
 
 def _is_greedy(job: EngineJob) -> bool:
