@@ -74,3 +74,20 @@ def test_vllm_engine_in_a_gpu_group_process(tiny_model_dir: Path) -> None:
         assert len(got) == sum(i + 1 for i in range(4))
     finally:
         gen.close()
+
+
+def test_vllm_takes_the_cure_protocol_raw_prompt_and_sampling(tiny_model_dir: Path) -> None:
+    """The cure protocol's raw string (no chat template), top_k/min_p and stop strings, through a real engine."""
+    from cure_bench.generation.backends.vllm_backend import VLLMGenerator
+    from cure_bench.generation.protocols import CURE_STOP
+
+    cure = SamplingParams(temperature=0.8, top_p=0.95, top_k=40, min_p=0.0, max_tokens=32, stop=CURE_STOP, seed=5)
+    raw = "<|im_start|>User: Write a program. <|im_end|>\n<|im_start|>Assistant: "
+    gen = VLLMGenerator(str(tiny_model_dir), gpu_memory_utilization=0.3, max_model_len=512)
+    try:
+        got = _collect(gen, [GenerationRequest("raw", (("text", raw),), cure, (0, 1, 2))])
+        assert len(got) == 3
+        assert all(not any(stop in c.text for stop in CURE_STOP) for c in got.values())  # cut, as upstream's
+        assert all(c.tokens is not None and c.tokens <= 32 for c in got.values())
+    finally:
+        gen.close()
