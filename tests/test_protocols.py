@@ -221,3 +221,46 @@ def test_prompts_equal_upstream_rendering() -> None:
     tester = jinja2.Template(names["system_case_prompts"]).render(problem=TASK.question, example_intro=" ")
     assert CURE.coder_prompt(TASK, None, True)[0][1] == coder
     assert CURE.tester_prompt(TASK, None, True, False, 16)[0][1] == tester
+
+
+def _upstream_functions(names: tuple[str, ...]) -> dict:
+    """The named top-level functions of upstream's eval.py, loaded from the checkout (eval.py itself imports
+    vLLM and runs at import, so only these pure functions are compiled, with ``re`` in their globals)."""
+    import ast
+    import re
+
+    path = Path(os.environ["CURE_UPSTREAM_REPO"]) / "evaluation" / "eval.py"
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    wanted = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name in names]
+    namespace: dict = {"re": re}
+    exec(compile(ast.Module(body=wanted, type_ignores=[]), str(path), "exec"), namespace)
+    return {name: namespace[name] for name in names}
+
+
+TEST_ANSWERS = [
+    TEST_ANSWER,
+    f"<think>{TEST_ANSWER}</think>done",
+    "**Test Input:**\n```plaintext\n2\\n5\n```\n**Test Output:**\n```\n7```",
+    "**Test Input:**\n4 5\n**Test Output:**\n9\n**Explanation:** add",
+    "**Test Input:**\n```\n1\n```\n**Test Output:**\n```\n1\n```\n**Test Input:**\n```\n2\n```\n**Test Output:**\n3",
+    "**Test Input:** only",
+    "**Test Output:**\n```\n1\n```",
+    "nothing here",
+    "",
+]
+
+
+@pytest.mark.skipif(not os.environ.get("CURE_UPSTREAM_REPO"), reason="set CURE_UPSTREAM_REPO to a CURE checkout")
+def test_cure_extraction_equals_upstreams_own_functions() -> None:
+    up = _upstream_functions(("extract_code", "modify", "extract_test_cases"))
+    for answer, _, _ in CASES:
+        theirs = up["extract_code"](answer)
+        ours = extract_program_cure(answer)
+        if theirs == "We can not extract the code in the output. ":
+            assert ours is None, answer
+        else:
+            assert ours == theirs, answer
+    for answer in TEST_ANSWERS + [a for a, _, _ in CASES]:
+        inputs, outputs, _ = up["extract_test_cases"](answer)
+        expected = TestCase(inputs[0], outputs[0]) if inputs else None
+        assert extract_test_cure(answer) == expected, answer
