@@ -270,7 +270,7 @@ def _plan_roles(cfg: BenchConfig, protocol: str) -> dict[str, _RolePlan]:
     In `cure bon` the CLI hands both roles the same flags, so an option is an error only when neither role's
     backend takes it.
     """
-    from cure_bench.generation.backends import choose_backend, options_class, resolve_options
+    from cure_bench.generation.backends import choose_backend, options_class, resolve_options, takers
     from cure_bench.generation.backends.options import option_fields
 
     roles = {"coder": cfg.coder}
@@ -282,6 +282,11 @@ def _plan_roles(cfg: BenchConfig, protocol: str) -> dict[str, _RolePlan]:
         others = {b for r, (b, _) in chosen.items() if r != role}
         foreign = frozenset(name for b in others for name in option_fields(options_class(b)))
         backend, reason = chosen[role]
+        if m.base_url and backend not in takers("base_url"):
+            raise ConfigError(
+                f"the {backend} backend does not take a base URL (got {m.base_url}); a server URL needs "
+                "--backend openai (or auto)"
+            )
         options = resolve_options(backend, m.options, defaults=_connection(m), foreign=foreign)
         if protocol != "cure" and backend == "openai" and getattr(options, "text_prompt", False):
             raise ConfigError(

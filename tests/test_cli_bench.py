@@ -115,3 +115,18 @@ def test_bad_flags_are_one_line_errors(captured, args, flag):
     assert result.exit_code == 1
     assert "error:" in result.output and flag in result.output and "Traceback" not in result.output
     assert "config" not in captured
+
+
+def test_base_url_for_a_local_backend():
+    """Typed on the command line it is refused, naming the backend; from $OPENAI_BASE_URL it is ambient and dropped."""
+    result = CliRunner().invoke(app, ["bench", "--model", "m", "--backend", "hf", "--base-url", "http://x/v1"])
+    assert result.exit_code == 1 and "the hf backend does not take a base URL" in result.output
+
+
+def test_ambient_base_url_is_dropped_for_an_explicit_local_backend(captured, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://env/v1")
+    result = CliRunner().invoke(app, ["bench", "--model", "m", "--backend", "vllm"])
+    assert result.exit_code == 0, result.output
+    assert captured["config"].coder.base_url is None
+    result = CliRunner().invoke(app, ["bench", "--model", "m"])
+    assert captured["config"].coder.base_url == "http://env/v1"  # auto: the URL picks the openai backend

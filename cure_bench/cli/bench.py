@@ -216,11 +216,37 @@ def with_shared_flags(fn: Callable[..., None]) -> Callable[..., None]:
         kwargs["backend_options"] = _set_backend_options(ctx, kwargs)
         for name, _, _ in BACKEND_FLAGS:
             kwargs.pop(name)
+        _drop_ambient_urls(ctx, kwargs)
         fn(**kwargs)
 
     command.__signature__ = inspect.Signature([context, *own, *shared])  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in [context, *own, *shared]}
     return command
+
+
+# (URL flag, the backend flag it goes with); the URL flags also read $OPENAI_BASE_URL
+_URL_FLAGS = (("base_url", "backend"), ("coder_base_url", "coder_backend"))
+
+
+def _drop_ambient_urls(ctx: typer.Context, flags: dict[str, Any]) -> None:
+    """A base URL from $OPENAI_BASE_URL is not the user's choice for an explicit local backend: drop it there.
+
+    A URL typed on the command line stays, and the library then refuses it for a backend that takes none.
+    """
+    from cure_bench.generation.backends import takers
+
+    for url, backend in _URL_FLAGS:
+        if url not in flags or not flags[url]:
+            continue
+        source = ctx.get_parameter_source(url)
+        chosen = str(flags.get(backend) or "auto").lower()
+        if (
+            source is not None
+            and source.name == "ENVIRONMENT"
+            and chosen != "auto"
+            and chosen not in takers("base_url")
+        ):
+            flags[url] = None
 
 
 def _set_backend_options(ctx: typer.Context, flags: dict[str, Any]) -> dict[str, Any]:

@@ -35,6 +35,7 @@ __all__ = [
     "open_generator",
     "options_class",
     "strip_reasoning",
+    "takers",
 ]
 
 
