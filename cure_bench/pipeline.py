@@ -15,8 +15,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from cure_bench.config import BenchConfig, ModelConfig
+from cure_bench.config import BenchConfig
 from cure_bench.errors import ConfigError, RunInterrupted
+from cure_bench.generation.plan import GenerationPlan, open_role, plan_roles
 from cure_bench.generation.prompts import PromptTemplate, load_template
 from cure_bench.job import JobSize, estimate_job
 from cure_bench.runs import directory as rundir
@@ -81,7 +82,7 @@ def run_bench(
     started = time.time()
     protocol = get_protocol(cfg.protocol)
     templates = _load_templates(cfg)
-    plans = _plan_roles(cfg, protocol.name)
+    plans = plan_roles(cfg, protocol.name)
     tasks, dataset = load_dataset_tasks(
         cfg.dataset,
         limit=cfg.limit,
@@ -97,7 +98,7 @@ def run_bench(
         )
     bon = [] if cfg.single else parse_bon_spec(cfg.bon, cfg.k_code, cfg.k_case)
     _warn_clipped_bon(cfg, bon)
-    generation = _GenerationPlan.build(cfg, protocol, plans, templates)
+    generation = GenerationPlan.build(cfg, protocol, plans, templates)
     fingerprint = task_fingerprint(tasks)
     settings = _generation_settings(cfg, fingerprint, generation)
     key = rundir.resume_key(settings)
@@ -114,7 +115,7 @@ def run_bench(
     opened: dict[str, tuple[Generator, dict[str, Any]]] = {}
     try:
         for role, plan in generation.plans.items():  # preflights run here: before the run directory exists
-            opened[role] = _open(plan)
+            opened[role] = open_role(plan)
         return _run(cfg, progress, inputs, generation, opened)
     finally:
         for generator, _ in opened.values():
@@ -141,7 +142,7 @@ def _run(
     cfg: BenchConfig,
     progress: Progress,
     inputs: _Inputs,
-    generation: _GenerationPlan,
+    generation: GenerationPlan,
     opened: dict[str, tuple[Generator, dict[str, Any]]],
 ) -> BenchResult:
     """The run proper, once every check passed and every generator is open: prompts to summary.json."""
@@ -249,104 +250,7 @@ def _finished_run(cfg: BenchConfig, prefix: str, key: str) -> BenchResult | None
     return BenchResult(run_dir=run_dir, summary=summary, tables=run.tables, records=[], reused=True)
 
 
-@dataclass(frozen=True)
-class _RolePlan:
-    """A role's model, its chosen backend and its checked options (nothing built yet)."""
-
-    model_cfg: ModelConfig
-    backend: str
-    reason: str
-    options: Any
-    foreign: frozenset[str]
-
-    @property
-    def text_prompt(self) -> bool:
-        return bool(getattr(self.options, "text_prompt", False))
-
-
-def _plan_roles(cfg: BenchConfig, protocol: str) -> dict[str, _RolePlan]:
-    """Choose each role's backend and check its options; same-identity roles share one plan ("coder").
-
-    In `cure bon` the CLI hands both roles the same flags, so an option is an error only when neither role's
-    backend takes it.
-    """
-    from cure_bench.generation.backends import choose_backend, options_class, resolve_options, takers
-    from cure_bench.generation.backends.options import option_fields
-
-    roles = {"coder": cfg.coder}
-    if cfg.tester is not None and cfg.tester.identity() != cfg.coder.identity() and not cfg.single:
-        roles["tester"] = cfg.tester
-    chosen = {role: choose_backend(m.model, m.base_url, m.backend) for role, m in roles.items()}
-    plans = {}
-    for role, m in roles.items():
-        others = {b for r, (b, _) in chosen.items() if r != role}
-        foreign = frozenset(name for b in others for name in option_fields(options_class(b)))
-        backend, reason = chosen[role]
-        if m.base_url and backend not in takers("base_url"):
-            raise ConfigError(
-                f"the {backend} backend does not take a base URL (got {m.base_url}); a server URL needs "
-                "--backend openai (or auto)"
-            )
-        options = resolve_options(backend, m.options, defaults=_connection(m), foreign=foreign)
-        if protocol != "cure" and backend == "openai" and getattr(options, "text_prompt", False):
-            raise ConfigError(
-                "--endpoint completions sends one raw prompt string, which only --protocol cure builds; "
-                "use --protocol cure or --endpoint chat"
-            )
-        plans[role] = _RolePlan(m, backend, reason, options, foreign)
-    return plans
-
-
-def _connection(m: ModelConfig) -> dict[str, Any]:
-    return {"base_url": m.base_url, "api_key": m.api_key}
-
-
-@dataclass(frozen=True)
-class _GenerationPlan:
-    """Per role: its plan, whether its prompts are raw strings, and the sampling sent (protocol + overrides)."""
-
-    protocol: str
-    plans: dict[str, _RolePlan]
-    text: tuple[bool, bool]  # (coder, tester): raw prompt strings?
-    sampling: tuple[Any, Any]  # ResolvedSampling of (coder, tester)
-    prompt_sha256: str
-
-    @classmethod
-    def build(
-        cls,
-        cfg: BenchConfig,
-        protocol: Any,
-        plans: dict[str, _RolePlan],
-        templates: tuple[PromptTemplate | None, PromptTemplate | None],
-    ) -> _GenerationPlan:
-        from cure_bench.generation.protocols import resolve_sampling
-
-        tester = plans.get("tester", plans["coder"])
-        cure = protocol.name == "cure"
-        text = (cure and plans["coder"].text_prompt, cure and tester.text_prompt)
-        sampling = (
-            resolve_sampling(protocol, text[0], cfg.overrides),
-            resolve_sampling(protocol, text[1], cfg.overrides),
-        )
-        return cls(protocol.name, plans, text, sampling, protocol.prompt_sha256(templates, text))
-
-    def role_plan(self, role: str) -> _RolePlan:
-        return self.plans.get(role, self.plans["coder"])
-
-    def manifest_entries(self) -> dict[str, Any]:
-        """The protocol, and per role every sampling value it set and every one the user overrode."""
-        coder, tester = (s.describe() for s in self.sampling)
-        return {
-            "protocol": {
-                "name": self.protocol,
-                "coder": {"prompt_form": "text" if self.text[0] else "chat", "sampling": coder},
-                "tester": {"prompt_form": "text" if self.text[1] else "chat", "sampling": tester},
-            },
-            "sampling": coder["sent"],
-        }
-
-
-def _generation_settings(cfg: BenchConfig, fingerprint: str, generation: _GenerationPlan) -> dict[str, Any]:
+def _generation_settings(cfg: BenchConfig, fingerprint: str, generation: GenerationPlan) -> dict[str, Any]:
     """What decides which samples a run asks for; equal settings mean a re-run may resume."""
     settings = {
         "coder": [cfg.coder.model, cfg.coder.backend, cfg.coder.base_url],
@@ -368,18 +272,9 @@ def _plain(values: dict[str, Any]) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
 
 
-def _open(plan: _RolePlan) -> tuple[Generator, dict[str, Any]]:
-    from cure_bench.generation.backends import open_generator
-
-    m = plan.model_cfg
-    log.info("%s: backend %s (%s)", m.model, plan.backend, plan.reason)
-    opened = open_generator(m.model, m.backend, m.options, defaults=_connection(m), foreign=plan.foreign)
-    return opened.generator, opened.describe()
-
-
 def _generate(
     cfg: BenchConfig,
-    generation: _GenerationPlan,
+    generation: GenerationPlan,
     opened: dict[str, tuple[Generator, dict[str, Any]]],
     coder_msgs: list[ChatMessages],
     tester_msgs: list[ChatMessages] | None,
