@@ -44,3 +44,30 @@ def test_cli_silences_third_party_progress_bars() -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("TQDM_DISABLE", "HF_HUB_DISABLE_PROGRESS_BARS")}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert done.stdout.split() == ["''", "1"]
+
+
+def _help(*command: str, width: int) -> str:
+    env = {**os.environ, "COLUMNS": str(width), "TERM": "dumb"}
+    done = subprocess.run(
+        [sys.executable, "-m", "cure_bench", *command, "--help"], capture_output=True, text=True, env=env, check=True
+    )
+    return done.stdout
+
+
+@pytest.mark.parametrize("width", [80, 160])
+def test_bench_help_is_grouped_and_fits(width: int) -> None:
+    text = _help("bench", width=width)
+    assert max(len(line) for line in text.splitlines()) <= width
+    for panel in ("Models and backends", "Sampling and prompts", "Dataset", "Run directory and output",
+                  "Sandbox and judging", "openai backend options", "hf backend options"):  # fmt: skip
+        assert f"─ {panel} " in text, panel
+    flag_lines = [line for line in text.splitlines() if "--single" in line or "--rerun" in line]
+    assert flag_lines and all("<bool>" not in line for line in flag_lines)
+    flat = " ".join(text.replace("│", " ").split())
+    assert "Default: runs/MODEL-DATASET-TIME" in flat
+
+
+def test_report_help_names_its_arguments() -> None:
+    text = _help("report", width=80)
+    usage = next(line for line in text.splitlines() if "Usage:" in line)
+    assert "{RUN_DIR}..." in usage

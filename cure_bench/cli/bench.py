@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cure_bench.cli.common import cli_errors, err_console, setup_logging
+from cure_bench.cli.common import cli_errors, err_console, setup_logging, tidy_help
 from cure_bench.generation.backends import backend_help
 
 # Option types shared by both commands: defined once so the two stay identical.
@@ -77,7 +77,7 @@ OutputDir = Annotated[
     typer.Option(
         "--output-dir",
         "-o",
-        help="Run directory (default: runs/<model>-<dataset>-<timestamp>, resuming an unfinished one).",
+        help="Run directory. Default: runs/MODEL-DATASET-TIME (an unfinished one with the same settings resumes).",
     ),
 ]
 NoResume = Annotated[
@@ -372,6 +372,35 @@ def bon(
     _run(models, flags)
 
 
+_PANEL_OF = {
+    **dict.fromkeys(
+        ("model", "backend", "base_url", "api_key", "coder", "tester", "coder_backend", "coder_base_url",
+         "coder_api_key", "tester_backend", "tester_base_url", "tester_api_key", "protocol"),
+        "Models and backends",
+    ),
+    **dict.fromkeys(
+        ("k_code", "k_case", "temperature", "top_p", "top_k", "max_tokens", "stop", "seed", "show_examples",
+         "coder_prompt", "tester_prompt", "single"),
+        "Sampling and prompts",
+    ),
+    **dict.fromkeys(("dataset", "limit", "start_date", "end_date", "strict", "max_test"), "Dataset"),
+    **dict.fromkeys(("bon",), "Metrics"),
+    **dict.fromkeys(
+        ("output_dir", "no_resume", "rerun", "yes", "price_per_mtok", "json_out", "verbose"), "Run directory and output"
+    ),
+    **dict.fromkeys(("sandbox", "workers", "no_exec_cache", "compare", "memory_limit"), "Sandbox and judging"),
+}  # fmt: skip
+
+
+def _panels() -> dict[str, str]:
+    """Every flag's help panel: the shared ones above, each backend's options under that backend's name."""
+    from cure_bench.generation.backends import option_specs
+
+    own = {name: f"{'/'.join(owners)} backend options" for name, (_, owners) in option_specs().items()}
+    return {**own, **_PANEL_OF}
+
+
 def register(app: typer.Typer) -> None:
-    app.command("bench")(cli_errors(bench))
-    app.command("bon")(cli_errors(bon))
+    panels = _panels()
+    app.command("bench")(cli_errors(tidy_help(bench, panels, "Other")))
+    app.command("bon")(cli_errors(tidy_help(bon, panels, "Other")))

@@ -60,3 +60,49 @@ def setup_logging(verbose: bool = False) -> None:
     # One line per HTTP request drowns the progress bars; the backend logs retries and failures itself.
     for noisy in ("httpx", "httpx2", "httpcore", "openai"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
+def tidy_help(fn: F, panels: dict[str, str] | None = None, default_panel: str | None = None) -> F:
+    """Make ``--help`` readable at 80 columns: options grouped in panels, flags shown without a value.
+
+    Typer labels a flag ``<bool>`` and a repeatable option ``<list[str]>``; a flag takes no value, so it gets
+    none, and a repeatable option shows the value it takes once (``TEXT``, ``PATH``). ``panels`` maps parameter names to panel titles (the rest go to
+    ``default_panel``). The option objects are edited in place: shared option types get the same panel in
+    every command, which is what keeps bench and bon alike.
+    """
+    import inspect
+    import typing
+
+    from typer.models import OptionInfo
+
+    signature = getattr(fn, "__signature__", None) or inspect.signature(fn, eval_str=True)
+    for param in signature.parameters.values():
+        annotation = param.annotation
+        if typing.get_origin(annotation) is not typing.Annotated:
+            continue
+        base, *extras = typing.get_args(annotation)
+        for info in extras:
+            if not isinstance(info, OptionInfo):  # arguments keep their place and their metavar
+                continue
+            panel = (panels or {}).get(param.name, default_panel)
+            if panel is not None:
+                info.rich_help_panel = panel
+            if info.metavar is not None:
+                continue
+            inner = [a for a in typing.get_args(base) if a is not type(None)] if _is_optional(base) else [base]
+            kind = inner[0] if len(inner) == 1 else base
+            if kind is bool:
+                info.metavar = " "
+            elif typing.get_origin(kind) is list:
+                (item,) = typing.get_args(kind) or (str,)
+                info.metavar = {"Path": "PATH", "str": "TEXT", "int": "N"}.get(getattr(item, "__name__", ""), "VALUE")
+    return fn
+
+
+def _is_optional(annotation: Any) -> bool:
+    import types
+    import typing
+
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in typing.get_args(
+        annotation
+    )

@@ -8,13 +8,14 @@ from typing import Annotated, Any
 
 import typer
 
-from cure_bench.cli.common import cli_errors, err_console, setup_logging
+from cure_bench.cli.common import cli_errors, err_console, setup_logging, tidy_help
 
 Runs = Annotated[
     list[Path],
     typer.Argument(
         help="Run directories written by `cure bench`/`cure bon` (or a RUN_DIR/summary.rescore-NAME.json file).",
         show_default=False,
+        metavar="RUN_DIR",
     ),
 ]
 Out = Annotated[
@@ -169,5 +170,5 @@ def _pct(x: float | None) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("report")(report)
-    app.command("rescore")(rescore)
+    app.command("report")(tidy_help(report))
+    app.command("rescore")(tidy_help(rescore))
