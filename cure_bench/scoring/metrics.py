@@ -4,7 +4,8 @@ Every metric is *pooled over tasks* the way the CURE paper's evaluation pools th
 (e.g. correct programs over programs), not a mean of per-task ratios. Each task therefore contributes a
 ``(numerator, denominator)`` pair per metric (:func:`task_contributions`); :func:`compute_metrics` adds them
 up. Keeping the per-task pairs explicit is what lets the analysis package bootstrap every headline metric by
-resampling tasks with the exact same code path.
+resampling tasks with the exact same code path. The metrics themselves are defined once, in
+:mod:`cure_bench.scoring.catalogue`; Best-of-N picks through the ranker registry (:mod:`.rankers`).
 
 Definitions (names are the DESIGN.md contract):
 
@@ -14,8 +15,18 @@ Definitions (names are the DESIGN.md contract):
 - a generated test is *correct* when every correct program of its task passes it; this is only defined for
   tasks with at least one correct program, so the unit-test metrics, ``p01`` and ``p00`` use those tasks only;
 - a program that could not be extracted (NO_PROGRAM everywhere) is a *wrong program*, as upstream, where an
-  empty answer simply fails its tests;
-- a metric whose denominator is empty is ``None`` (JSON null): "not measurable here" must not read as 0.
+  empty answer simply fails its tests.
+
+Two protocols (``--protocol``) differ in three rules, nothing else:
+
+- ``cure`` (default; the CURE evaluation script's non-single mode): a task with no parsable generated test is
+  left out of *every* metric, code_acc and BoN included (``counts`` says how many, and ``metrics["all_tasks"]``
+  holds the same metrics over every task); BoN ``accumulate_acc`` pools the picked programs' hidden-test cells
+  over tasks; an empty denominator gives what upstream prints (0, and 1 for p01) for upstream's metrics.
+- ``chat``: every task counts, BoN ``accumulate_acc`` is the mean of per-task shares, and an empty
+  denominator is ``None`` (JSON null): "not measurable here" never reads as 0.
+
+``single=True`` keeps every task under both protocols, as upstream's single mode does.
 """
 
 from __future__ import annotations
@@ -25,28 +36,35 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from cure_bench.errors import ConfigError
+from cure_bench.scoring import catalogue
+from cure_bench.scoring.catalogue import ALL_TASKS_KEY, Contribution, TaskFacts
+from cure_bench.scoring.rankers import RankerSpec, TaskArrays, expected_pick, summary_rankers
 from cure_bench.types import TaskTable
 
 DEFAULT_BON: tuple[tuple[int, int], ...] = ((4, 4), (16, 16))
+PROTOCOLS = ("cure", "chat")
+DEFAULT_PROTOCOL = "cure"
+DROP_NO_GENERATED_TEST = "no_generated_test"
 
-CODE_METRICS = ("code_acc", "code_accumulate_acc")
-TEST_METRICS = ("unit_test_acc", "unit_test_accumulate_acc", "p01", "p00")
 
-BON_FIELDS = ("acc", "accumulate_acc", "tie_aware_acc", "tie_aware_accumulate_acc")
-"""Per BoN cell: the paper's first-index pick, then the uniform-among-ties expectation (extra keys)."""
-
-Contribution = tuple[float, float]
-"""(numerator, denominator) of one metric on one task."""
+def check_protocol(protocol: str) -> str:
+    """The protocol name, or a ConfigError naming ``--protocol`` and the choices."""
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"--protocol must be one of {', '.join(PROTOCOLS)} (got {protocol!r})")
+    return protocol
 
 
 @dataclass
 class MetricsResult:
     """The ``metrics`` and ``counts`` objects of summary.json.
 
-    ``metrics`` holds the DESIGN.md names (``bon`` is a dict ``"NxM" -> {"acc", "accumulate_acc"}`` plus the
-    extra ``"tie_aware_acc"``/``"tie_aware_accumulate_acc"``; pass@k keys are ``"pass@<k>"``); ``counts``
-    says how many tasks, programs, tests and pairs lie behind them.
+    ``metrics`` holds the DESIGN.md names (``bon`` is a dict ``"NxM" -> {"acc", "accumulate_acc"}`` plus one
+    ``<prefix>acc``/``<prefix>accumulate_acc`` pair per other summary ranker, e.g. ``"tie_aware_acc"``; pass@k
+    keys are ``"pass@<k>"``; ``"all_tasks"`` when the protocol dropped tasks); ``counts`` says how many tasks,
+    programs, tests and pairs lie behind them, and how many tasks were dropped and why.
     """
 
     metrics: dict[str, Any]
@@ -58,11 +76,12 @@ class MetricsResult:
 
 @dataclass
 class TaskContributions:
-    """One task's share of every pooled metric, plus its raw counts."""
+    """One task's share of every pooled metric, its raw counts, and why the protocol drops it (None: kept)."""
 
     task_id: str
     parts: dict[str, Contribution] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    dropped: str | None = None
 
 
 def bon_key(n_code: int, n_case: int) -> str:
@@ -104,99 +123,85 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - prod
 
 
+def facts(table: TaskTable) -> TaskFacts:
+    """The pass bits the catalogue's definitions read (one empty generated row per program when none)."""
+    hidden = tuple(tuple(row) for row in table.hidden_pass())
+    gen = tuple(tuple(row) for row in table.generated_pass()) or tuple(() for _ in hidden)
+    return TaskFacts(table.task_id, hidden, gen)
+
+
 def correct_programs(table: TaskTable) -> list[bool]:
     """Which programs pass every hidden test (all False when the task has no hidden test)."""
-    return [bool(row) and all(row) for row in table.hidden_pass()]
+    return list(facts(table).correct)
 
 
 def correct_tests(table: TaskTable, correct: Sequence[bool] | None = None) -> list[bool] | None:
     """Which generated tests every correct program passes; None when the task has no correct program."""
-    correct = correct_programs(table) if correct is None else correct
-    if not any(correct):
-        return None
-    gen = table.generated_pass()
-    good_rows = [gen[i] for i, ok in enumerate(correct) if ok]
-    return [all(row[j] for row in good_rows) for j in range(table.n_generated)]
+    good = facts(table).good_tests
+    return None if good is None else list(good)
 
 
-def pick_most_passes(gen_pass: Sequence[Sequence[bool]], n_code: int, n_case: int) -> int:
-    """Index of the program, among the first ``n_code``, passing most of the first ``n_case`` tests.
+def drop_reason(table: TaskTable, protocol: str, single: bool) -> str | None:
+    """Why ``protocol`` leaves this task out of every metric (None: it counts).
 
-    First index on ties, as the CURE evaluation's ``argmax``; with no tests every score is 0 and the
-    pick is program 0.
+    Upstream's non-single evaluation skips a task whose tester answers gave no parsable test before it counts
+    anything for it; its single mode generates no test and keeps every task.
     """
-    n = min(n_code, len(gen_pass))
-    if n < 1:
-        raise ValueError("pick_most_passes needs at least one program")
-    scores = [sum(bool(v) for v in row[:n_case]) for row in gen_pass[:n]]
-    return scores.index(max(scores))
+    if protocol == "cure" and not single and table.n_generated == 0:
+        return DROP_NO_GENERATED_TEST
+    return None
 
 
-def tied_best(gen_pass: Sequence[Sequence[bool]], n_code: int, n_case: int) -> list[int]:
-    """Every program, among the first ``n_code``, passing the most of the first ``n_case`` tests.
-
-    The tie-aware BoN (an extra key beside the paper's number) picks uniformly among them: sample order
-    carries no information, so "first index" turns a tie into a coin flip fixed by sampling order.
-    """
-    n = min(n_code, len(gen_pass))
-    scores = [sum(bool(v) for v in row[:n_case]) for row in gen_pass[:n]]
-    return [i for i, s in enumerate(scores) if s == max(scores)]
+def _pooled_parts(f: TaskFacts, single: bool, out: TaskContributions) -> None:
+    for spec in catalogue.pooled(single):
+        assert spec.part is not None
+        part = spec.part(f)
+        if part is not None:
+            out.parts[spec.name] = part
 
 
-def _code_parts(table: TaskTable, correct: list[bool], pass_at: Iterable[int]) -> TaskContributions:
-    hidden = table.hidden_pass()
-    out = TaskContributions(table.task_id)
-    n, n_hidden = table.n_programs, (len(hidden[0]) if hidden else 0)
-    out.counts = {"n_programs": n, "n_correct_programs": sum(correct), "n_hidden_tests": n_hidden}
-    if n == 0 or n_hidden == 0:
-        return out
-    c = sum(correct)
-    out.parts["code_acc"] = (c, n)
-    out.parts["code_accumulate_acc"] = (sum(sum(row) for row in hidden), n * n_hidden)
+def _code_counts(f: TaskFacts, pass_at: Iterable[int], out: TaskContributions) -> None:
+    c = sum(f.correct)
+    out.counts = {"n_programs": f.n_programs, "n_correct_programs": c, "n_hidden_tests": f.n_hidden}
+    if not f.judgeable:
+        return
     for k in pass_at:
-        if k <= n:
-            out.parts[f"pass@{k}"] = (pass_at_k(n, c, k), 1.0)
-    return out
+        if k <= f.n_programs:
+            out.parts[f"pass@{k}"] = (pass_at_k(f.n_programs, c, k), 1.0)
 
 
-def _test_parts(table: TaskTable, correct: list[bool], out: TaskContributions) -> None:
-    """Unit-test metrics, p01, p00: only on tasks where test correctness is defined."""
-    good_tests = correct_tests(table, correct)
-    out.counts["n_generated_tests"] = table.n_generated
-    if good_tests is None or out.counts["n_hidden_tests"] == 0:
+def _test_counts(f: TaskFacts, out: TaskContributions) -> None:
+    out.counts["n_generated_tests"] = f.n_generated
+    good = f.good_tests
+    if good is not None and f.judgeable:
+        out.counts["n_correct_generated_tests"] = sum(good)
+
+
+def _bon_parts(
+    table: TaskTable, f: TaskFacts, bon: Iterable[tuple[int, int]], pooled: bool, out: TaskContributions
+) -> None:
+    """Per cell and summary ranker: acc and accumulate_acc of the (expected) pick among the first N by M."""
+    arrays = TaskArrays.from_table(table)
+    if arrays is None:
         return
-    gen = table.generated_pass()
-    m = table.n_generated
-    out.counts["n_correct_generated_tests"] = sum(good_tests)
-    out.parts["unit_test_acc"] = (sum(good_tests), m)
-    right_rows = [gen[i] for i, ok in enumerate(correct) if ok]
-    wrong_rows = [gen[i] for i, ok in enumerate(correct) if not ok]
-    out.parts["unit_test_accumulate_acc"] = (sum(sum(r) for r in right_rows), len(right_rows) * m)
-    n_good, n_bad = sum(good_tests), m - sum(good_tests)
-    p01 = sum(row[j] for row in wrong_rows for j in range(m) if good_tests[j])
-    p00 = sum(row[j] for row in wrong_rows for j in range(m) if not good_tests[j])
-    out.parts["p01"] = (p01, len(wrong_rows) * n_good)
-    out.parts["p00"] = (p00, len(wrong_rows) * n_bad)
-
-
-def _bon_parts(table: TaskTable, bon: Iterable[tuple[int, int]], out: TaskContributions) -> None:
-    hidden = table.hidden_pass()
-    if table.n_programs == 0 or not hidden[0]:
-        return
-    gen = table.generated_pass()
+    passes = np.array([sum(row) for row in f.hidden], dtype=float)
     for n_code, n_case in bon:
-        picked = pick_most_passes(gen, n_code, n_case)
-        row = hidden[picked]
         key = bon_key(n_code, n_case)
-        out.parts[f"bon/{key}/acc"] = (float(all(row)), 1.0)
-        out.parts[f"bon/{key}/accumulate_acc"] = (sum(row) / len(row), 1.0)
-        tied = tied_best(gen, n_code, n_case)
-        acc = sum(float(all(hidden[i])) for i in tied) / len(tied)
-        out.parts[f"bon/{key}/tie_aware_acc"] = (acc, 1.0)
-        out.parts[f"bon/{key}/tie_aware_accumulate_acc"] = (
-            sum(sum(hidden[i]) / len(hidden[i]) for i in tied) / len(tied),
-            1.0,
-        )
+        for spec in bon_rankers([table]):
+            w = expected_pick(arrays, spec.name, n_code, n_case)
+            n = len(w)
+            out.parts[f"bon/{key}/{spec.prefix}acc"] = (float(w @ arrays.hidden_all[:n]), 1.0)
+            if pooled:  # upstream: sum of the picked programs' passes over sum of their hidden tests
+                accumulate = (float(w @ passes[:n]), float(f.n_hidden))
+            else:
+                accumulate = (float(w @ arrays.hidden_frac[:n]), 1.0)
+            out.parts[f"bon/{key}/{spec.prefix}accumulate_acc"] = accumulate
+
+
+def bon_rankers(tables: Sequence[TaskTable]) -> list[RankerSpec]:
+    """Summary rankers usable on every table (one needing outputs is left out if some table has none)."""
+    missing = any(t.generated_outputs is None for t in tables)
+    return [s for s in summary_rankers() if not (s.needs_outputs and missing)]
 
 
 def task_contributions(
@@ -204,43 +209,63 @@ def task_contributions(
     bon: Iterable[tuple[int, int]] = DEFAULT_BON,
     pass_at: Iterable[int] = (1,),
     single: bool = False,
+    protocol: str = DEFAULT_PROTOCOL,
 ) -> TaskContributions:
     """One task's (numerator, denominator) per metric; a metric the task cannot inform is absent.
 
-    BoN keys are flattened to ``"bon/NxM/acc"`` so every metric is one number; :func:`pool` unflattens.
+    Parts are computed for every task, dropped or not (the all-tasks view pools them all); ``dropped`` says
+    whether the protocol's pooled numbers leave it out. BoN keys are flattened to ``"bon/NxM/acc"`` so every
+    metric is one number; :func:`unflatten` nests them again.
     """
-    correct = correct_programs(table)
-    out = _code_parts(table, correct, pass_at)
+    f = facts(table)
+    out = TaskContributions(table.task_id, dropped=drop_reason(table, protocol, single))
+    _code_counts(f, pass_at, out)
+    _pooled_parts(f, single, out)
     if not single:
-        _test_parts(table, correct, out)
-        _bon_parts(table, bon, out)
+        _test_counts(f, out)
+        _bon_parts(table, f, bon, protocol == "cure", out)
     return out
 
 
-def _ratio(num: float, den: float) -> float | None:
-    return None if den == 0 else num / den
-
-
-def metric_names(bon: Iterable[tuple[int, int]], pass_at: Iterable[int], single: bool) -> list[str]:
+def metric_names(
+    bon: Iterable[tuple[int, int]], pass_at: Iterable[int], single: bool, rankers: Sequence[RankerSpec] | None = None
+) -> list[str]:
     """Flat names of every metric computed for these settings, in report order."""
-    names = list(CODE_METRICS)
+    names = catalogue.names(catalogue.pooled(single))
     if not single:
-        names += list(TEST_METRICS)
+        specs = summary_rankers() if rankers is None else rankers
         for n_code, n_case in bon:
             key = bon_key(n_code, n_case)
-            names += [f"bon/{key}/{which}" for which in BON_FIELDS]
+            names += [f"bon/{key}/{r.prefix}{field.name}" for r in specs for field in catalogue.BON_FIELDS]
     names += [f"pass@{k}" for k in pass_at]
     return names
 
 
-def pool_flat(parts: Sequence[TaskContributions], names: Sequence[str]) -> dict[str, float | None]:
-    """Pooled value of each flat metric name: sum of numerators over sum of denominators, None if empty."""
+def empty_value(name: str, protocol: str) -> float | None:
+    """What a metric with an empty denominator reports: upstream's printout under ``cure``, else None."""
+    if protocol != "cure" or name.startswith(("bon/", "pass@")):
+        return None  # upstream has no pass@k, and its BoN divides by zero (it crashes) when no task is left
+    return catalogue.get(name).upstream_empty
+
+
+def pool_flat(
+    parts: Sequence[TaskContributions], names: Sequence[str], protocol: str = "chat"
+) -> dict[str, float | None]:
+    """Pooled value of each flat metric name: sum of numerators over sum of denominators.
+
+    An empty denominator gives :func:`empty_value` (None under ``chat``).
+    """
     out: dict[str, float | None] = {}
     for name in names:
         num = sum(p.parts[name][0] for p in parts if name in p.parts)
         den = sum(p.parts[name][1] for p in parts if name in p.parts)
-        out[name] = _ratio(num, den)
+        out[name] = empty_value(name, protocol) if den == 0 else num / den
     return out
+
+
+def scored(parts: Sequence[TaskContributions]) -> list[TaskContributions]:
+    """The tasks the protocol counts."""
+    return [p for p in parts if p.dropped is None]
 
 
 def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
@@ -273,13 +298,17 @@ def _counts(parts: Sequence[TaskContributions], names: Sequence[str], single: bo
     if not single:
         first_bon = next((n for n in names if n.startswith("bon/")), None)
         counts["bon_tasks"] = _n_tasks(parts, first_bon) if first_bon else 0
-        for name in ("code_accumulate_acc", "unit_test_accumulate_acc", "p01", "p00"):
-            counts[f"{name}_pairs"] = int(sum(p.parts[name][1] for p in parts if name in p.parts))
-    else:
-        counts["code_accumulate_acc_pairs"] = int(
-            sum(p.parts["code_accumulate_acc"][1] for p in parts if "code_accumulate_acc" in p.parts)
-        )
+    for name in (s.name for s in catalogue.pooled(single) if s.pairs):
+        counts[f"{name}_pairs"] = int(sum(p.parts[name][1] for p in parts if name in p.parts))
     return counts
+
+
+def _drop_counts(parts: Sequence[TaskContributions]) -> dict[str, int]:
+    reasons = [p.dropped for p in parts if p.dropped is not None]
+    out = {"n_tasks_scored": len(parts) - len(reasons), "dropped_tasks": len(reasons)}
+    for reason in sorted(set(reasons)):
+        out[f"dropped_{reason}"] = reasons.count(reason)
+    return out
 
 
 def compute_metrics(
@@ -287,13 +316,23 @@ def compute_metrics(
     bon: Iterable[tuple[int, int]] = DEFAULT_BON,
     pass_at: Iterable[int] = (1,),
     single: bool = False,
+    protocol: str = DEFAULT_PROTOCOL,
 ) -> MetricsResult:
-    """Every CURE metric over ``tables``, pooled over tasks.
+    """Every CURE metric over ``tables``, pooled over tasks, under ``protocol`` (see the module docstring).
 
     ``single=True`` (one-shot coding, no generated tests): only code_acc, code_accumulate_acc and pass@k;
     the test metrics and BoN are *absent* (not None), because they were not measured at all.
     """
+    check_protocol(protocol)
     bon, pass_at = list(bon), sorted(set(pass_at))
-    parts = [task_contributions(t, bon, pass_at, single) for t in tables]
-    names = metric_names(bon, pass_at, single)
-    return MetricsResult(metrics=unflatten(pool_flat(parts, names)), counts=_counts(parts, names, single))
+    parts = [task_contributions(t, bon, pass_at, single, protocol) for t in tables]
+    names = metric_names(bon, pass_at, single, bon_rankers(tables))
+    kept = scored(parts)
+    metrics = unflatten(pool_flat(kept, names, protocol))
+    counts = _counts(kept, names, single)
+    counts["n_tasks"] = len(parts)
+    if protocol == "cure" and not single:
+        counts.update(_drop_counts(parts))
+        if len(kept) < len(parts):
+            metrics[ALL_TASKS_KEY] = unflatten(pool_flat(parts, names, protocol))
+    return MetricsResult(metrics=metrics, counts=counts)

@@ -22,136 +22,50 @@ accuracy is exact without simulating coin flips. The expected BoN accuracy of a 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cached_property
-from typing import Protocol
 
 import numpy as np
 
-from cure_bench.types import TaskTable, Verdict
+from cure_bench.scoring.subtables import (
+    Draw,
+    PrefixDraws,
+    SubTables,
+    TaskArrays,
+    View,
+    cell_hash,
+    row_keys,
+)
 
-Weights = Callable[["SubTables"], np.ndarray]
+__all__ = [
+    "PAPER_RANKER",
+    "REGISTRY",
+    "Draw",
+    "PrefixDraws",
+    "RankerSpec",
+    "SubTables",
+    "TaskArrays",
+    "View",
+    "available_rankers",
+    "cell_hash",
+    "codet",
+    "codet_scores",
+    "cure_first",
+    "cure_tie_aware",
+    "expected_pick",
+    "get_ranker",
+    "majority_vote",
+    "pick",
+    "pick_most_passes",
+    "register",
+    "registered",
+    "row_keys",
+    "summary_rankers",
+]
 
-RANKER_HELP = {
-    "cure_first": "most tests passed, first index on ties (CURE paper)",
-    "cure_tie_aware": "most tests passed, uniform among ties",
-    "codet": "CodeT dual agreement: #tests x sqrt(#programs) per pass-set group",
-    "majority_vote": "largest group of identical outputs on generated inputs",
-}
-
-
-@dataclass(frozen=True, eq=False)
-class TaskArrays:
-    """One task's verdict table as arrays, the form every ranker works on.
-
-    ``outputs`` are small integer ids of the output digests (0 = did not finish); None when the run did
-    not record outputs, which makes majority vote unavailable.
-    """
-
-    task_id: str
-    gen: np.ndarray  # (K, M) bool: program passes generated test
-    hidden_all: np.ndarray  # (K,) float: 1.0 when the program passes every hidden test
-    hidden_frac: np.ndarray  # (K,) float: share of hidden tests passed
-    extracted: np.ndarray  # (K,) bool: a program was extracted at all
-    outputs: np.ndarray | None  # (K, M) int64 output ids
-
-    @cached_property
-    def pass_hash(self) -> np.ndarray:
-        """(K, M) uint64 salted hash of each pass bit; a row's key is the sum over the chosen tests."""
-        return cell_hash(self.gen)
-
-    @cached_property
-    def output_hash(self) -> np.ndarray | None:
-        return None if self.outputs is None else cell_hash(self.outputs)
-
-    @property
-    def k_code(self) -> int:
-        return int(self.gen.shape[0])
-
-    @property
-    def k_case(self) -> int:
-        return int(self.gen.shape[1])
-
-    @classmethod
-    def from_table(cls, table: TaskTable) -> TaskArrays | None:
-        """None for a task that cannot inform BoN (no program or no hidden test), as in the metrics."""
-        if table.n_programs == 0 or not table.hidden[0]:
-            return None
-        hidden = np.array(table.hidden_pass(), dtype=bool)
-        k = table.n_programs
-        gen = np.array(table.generated_pass(), dtype=bool).reshape(k, table.n_generated)
-        extracted = np.array(
-            [
-                not all(v is Verdict.NO_PROGRAM for v in (*h, *g))
-                for h, g in zip(table.hidden, _rows(table), strict=True)
-            ]
-        )
-        return cls(
-            task_id=table.task_id,
-            gen=gen,
-            hidden_all=hidden.all(axis=1).astype(float),
-            hidden_frac=hidden.mean(axis=1),
-            extracted=extracted,
-            outputs=_output_ids(table),
-        )
-
-
-def _rows(table: TaskTable) -> list[list[Verdict]]:
-    return table.generated if table.generated else [[] for _ in table.hidden]
-
-
-def _output_ids(table: TaskTable) -> np.ndarray | None:
-    outs = table.generated_outputs
-    if outs is None or len(outs) != table.n_programs:
-        return None
-    ids: dict[str, int] = {}
-    mat = np.zeros((table.n_programs, table.n_generated), dtype=np.int64)
-    for i, row in enumerate(outs):
-        if len(row) != table.n_generated:
-            return None
-        for j, digest in enumerate(row):
-            if digest is not None:
-                mat[i, j] = ids.setdefault(digest, len(ids) + 1)
-    return mat
-
-
-# ------------------------------------------------------------------------------------------------
-# grouping identical rows
-# ------------------------------------------------------------------------------------------------
-
-_U = np.uint64
-
-
-def _splitmix(x: np.ndarray) -> np.ndarray:
-    """SplitMix64 finaliser, vectorised: a fixed, well-mixed hash of uint64 values."""
-    with np.errstate(over="ignore"):
-        z = x + _U(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> _U(30))) * _U(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> _U(27))) * _U(0x94D049BB133111EB)
-        return z ^ (z >> _U(31))
-
-
-def cell_hash(values: np.ndarray) -> np.ndarray:
-    """Hash each cell of a (..., m) integer array, salted by its column, for :func:`row_keys`."""
-    salt = _splitmix(np.arange(values.shape[-1], dtype=np.uint64) + _U(0x5EED))
-    return _splitmix(values.astype(np.uint64) ^ salt)
-
-
-def row_keys(values: np.ndarray) -> np.ndarray:
-    """One 64-bit key per row of the last axis: equal rows get equal keys.
-
-    Distinct rows collide with probability about 2^-64 per pair (a sum of column-salted SplitMix64
-    hashes), far below anything a benchmark could notice; it keeps grouping O(S n m) instead of sorting rows.
-    """
-    with np.errstate(over="ignore"):
-        return cell_hash(values).sum(axis=-1, dtype=np.uint64)
-
-
-def _gather_keys(hashes: np.ndarray, progs: np.ndarray, tests: np.ndarray) -> np.ndarray:
-    """Row keys of sub-tables from per-cell hashes precomputed on the whole table (same as row_keys)."""
-    with np.errstate(over="ignore"):
-        return hashes[progs[:, :, None], tests[:, None, :]].sum(axis=-1, dtype=np.uint64)
+Weights = Callable[[SubTables], np.ndarray]
+"""A ranker: S sub-tables -> (S, n) probability that each program is the one submitted."""
 
 
 def _group_sizes(keys: np.ndarray, members: np.ndarray | None = None) -> np.ndarray:
@@ -165,141 +79,6 @@ def _group_sizes(keys: np.ndarray, members: np.ndarray | None = None) -> np.ndar
 def _normalise(w: np.ndarray) -> np.ndarray:
     total = w.sum(axis=1, keepdims=True)
     return np.divide(w, total, out=np.full_like(w, 1.0 / w.shape[1]), where=total > 0)
-
-
-# ------------------------------------------------------------------------------------------------
-# rankers: a Draw of S sub-tables -> weights (S, n)
-# ------------------------------------------------------------------------------------------------
-
-
-class SubTables(Protocol):
-    """What a ranker sees of S sub-tables of one task, each row one sub-table of n programs x m tests.
-
-    ``progs`` are original program indices (for first-index tie-breaking), ``scores`` tests passed,
-    ``pass_keys``/``out_keys`` group keys of each program's pass row / output row over the chosen tests,
-    ``finished`` whether the program finished on at least one chosen input (True when m = 0).
-    """
-
-    # Read-only members, so frozen dataclasses and cached properties both satisfy the protocol.
-    @property
-    def task(self) -> TaskArrays: ...
-    @property
-    def progs(self) -> np.ndarray: ...
-    @property
-    def scores(self) -> np.ndarray: ...
-    @property
-    def pass_keys(self) -> np.ndarray: ...
-    @property
-    def out_keys(self) -> np.ndarray | None: ...
-    @property
-    def finished(self) -> np.ndarray: ...
-
-
-class Draw:
-    """Explicit sub-tables: ``progs`` (S, n) program indices paired row by row with ``tests`` (S, m)."""
-
-    def __init__(self, task: TaskArrays, progs: np.ndarray, tests: np.ndarray):
-        self.task, self.progs, self.tests = task, progs, tests
-
-    @cached_property
-    def passes(self) -> np.ndarray:
-        """(S, n, m) bool."""
-        return self.task.gen[self.progs[:, :, None], self.tests[:, None, :]]
-
-    @cached_property
-    def scores(self) -> np.ndarray:
-        return self.passes.sum(axis=-1)
-
-    @cached_property
-    def pass_keys(self) -> np.ndarray:
-        return _gather_keys(self.task.pass_hash, self.progs, self.tests)
-
-    @cached_property
-    def out_keys(self) -> np.ndarray | None:
-        hashes = self.task.output_hash
-        return None if hashes is None else _gather_keys(hashes, self.progs, self.tests)
-
-    @cached_property
-    def finished(self) -> np.ndarray:
-        if self.task.outputs is None or self.tests.shape[1] == 0:
-            return np.ones(self.progs.shape, dtype=bool)
-        return (self.task.outputs[self.progs[:, :, None], self.tests[:, None, :]] != 0).any(axis=-1)
-
-
-@dataclass(frozen=True)
-class View:
-    """Sub-tables given directly by their features (see :class:`PrefixDraws`)."""
-
-    task: TaskArrays
-    progs: np.ndarray
-    scores: np.ndarray
-    pass_keys: np.ndarray
-    out_keys: np.ndarray | None
-    finished: np.ndarray
-
-
-class PrefixDraws:
-    """S random orderings of a task's programs and of its tests, for Monte-Carlo over every cell at once.
-
-    Cell (n, m) of draw s takes the first n programs and the first m tests of ordering s: a uniformly random
-    subset of each size. Scores and group keys are additive over tests, so cumulative sums over the ordered
-    tests give them for every m in one pass; a cell then costs O(S n^2) instead of O(S n m).
-    """
-
-    def __init__(self, task: TaskArrays, samples: int, rng: np.random.Generator | None):
-        """``rng`` None: the identity ordering (one draw), i.e. the paper's prefix slices."""
-        self.task = task
-        if rng is None:
-            self.perm_p = np.arange(task.k_code)[None, :]
-            perm_t = np.arange(task.k_case)[None, :]
-        else:
-            self.perm_p = rng.random((samples, task.k_code)).argsort(axis=1)
-            perm_t = rng.random((samples, task.k_case)).argsort(axis=1)
-        rows, cols = self.perm_p[:, :, None], perm_t[:, None, :]
-        self.scores = _cumsum(task.gen[rows, cols].astype(np.int64))
-        self.pass_keys = _cumsum(task.pass_hash[rows, cols])
-        self.out_keys = None if task.output_hash is None else _cumsum(task.output_hash[rows, cols])
-        self.finished = None if task.outputs is None else _cumsum((task.outputs[rows, cols] != 0).astype(np.int64))
-
-    def view(self, n: int, m: int) -> View:
-        finished = np.ones((self.perm_p.shape[0], n), dtype=bool)
-        if self.finished is not None and m > 0:
-            finished = self.finished[:, :n, m] > 0
-        return View(
-            task=self.task,
-            progs=self.perm_p[:, :n],
-            scores=self.scores[:, :n, m],
-            pass_keys=self.pass_keys[:, :n, m],
-            out_keys=None if self.out_keys is None else self.out_keys[:, :n, m],
-            finished=finished,
-        )
-
-    def view_all_m(self, n: int) -> View:
-        """Every m = 0..M at once for n programs: rows are (draw, m) pairs, S * (M + 1) of them, m fastest."""
-        s, m1 = self.perm_p.shape[0], self.task.k_case + 1
-
-        def rows(a: np.ndarray) -> np.ndarray:  # (S, K, M+1) -> (S * (M+1), n)
-            return a[:, :n, :].transpose(0, 2, 1).reshape(s * m1, n)
-
-        finished = np.ones((s, m1, n), dtype=bool)
-        if self.finished is not None:
-            finished[:, 1:, :] = self.finished[:, :n, 1:].transpose(0, 2, 1) > 0
-        return View(
-            task=self.task,
-            progs=np.repeat(self.perm_p[:, :n], m1, axis=0),
-            scores=rows(self.scores),
-            pass_keys=rows(self.pass_keys),
-            out_keys=None if self.out_keys is None else rows(self.out_keys),
-            finished=finished.reshape(s * m1, n),
-        )
-
-
-def _cumsum(values: np.ndarray) -> np.ndarray:
-    """(S, K, M) -> (S, K, M + 1) sums over the first m tests, m = 0..M (uint64 wraps, as the keys need)."""
-    out = np.zeros((*values.shape[:2], values.shape[2] + 1), dtype=values.dtype)
-    with np.errstate(over="ignore"):
-        np.cumsum(values, axis=2, out=out[:, :, 1:])
-    return out
 
 
 def cure_first(sub: SubTables) -> np.ndarray:
@@ -339,20 +118,122 @@ def majority_vote(sub: SubTables) -> np.ndarray:
     return _normalise(top.astype(float))  # tied groups have equal size: uniform over their programs
 
 
-RANKERS: dict[str, Weights] = {
-    "cure_first": cure_first,
-    "cure_tie_aware": cure_tie_aware,
-    "codet": codet,
-    "majority_vote": majority_vote,
-}
+# ------------------------------------------------------------------------------------------------
+# the registry: every consumer (summary.json's BoN, the surface, the report, /v1/select) picks through it
+# ------------------------------------------------------------------------------------------------
+
+PAPER_RANKER = "cure_first"
+"""The CURE paper's rule; summary.json's unprefixed ``bon["NxM"]["acc"|"accumulate_acc"]`` use it."""
 
 
-def available_rankers(tasks: list[TaskArrays]) -> list[str]:
-    """Every ranker, minus majority vote when some task has no recorded outputs."""
-    names = list(RANKERS)
-    if any(t.outputs is None for t in tasks):
-        names.remove("majority_vote")
-    return names
+@dataclass(frozen=True)
+class RankerSpec:
+    """One Best-of-N ranker: its name, one line of help, and its weights function.
+
+    ``summary``: summary.json's BoN cells carry its numbers, as ``<key_prefix>acc`` and
+    ``<key_prefix>accumulate_acc`` (``key_prefix`` None means ``"<name>_"``); rankers with ``summary=False``
+    appear in the report and the surface only. ``needs_outputs``: it reads program outputs on the generated
+    inputs (unavailable where a run or a request did not record them). ``title`` and ``color`` style the plots.
+    """
+
+    name: str
+    help: str
+    weights: Weights
+    summary: bool = True
+    key_prefix: str | None = None
+    needs_outputs: bool = False
+    title: str | None = None
+    color: str | None = None
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.name}_" if self.key_prefix is None else self.key_prefix
+
+
+REGISTRY: dict[str, RankerSpec] = {}
+"""Registered rankers, in registration order (the order of the report's rows and the plots' panels)."""
+
+
+def register(spec: RankerSpec) -> RankerSpec:
+    """Add a ranker; a name or summary key prefix already taken is an error (it would shadow numbers)."""
+    if spec.name in REGISTRY:
+        raise ValueError(f"a ranker named {spec.name!r} is already registered")
+    taken = {s.prefix for s in REGISTRY.values() if s.summary}
+    if spec.summary and spec.prefix in taken:
+        raise ValueError(f"ranker {spec.name!r}: summary key prefix {spec.prefix!r} is already used")
+    REGISTRY[spec.name] = spec
+    return spec
+
+
+@contextmanager
+def registered(spec: RankerSpec) -> Iterator[RankerSpec]:
+    """Register ``spec`` for the duration of a ``with`` block (tests, notebooks trying a ranker)."""
+    register(spec)
+    try:
+        yield spec
+    finally:
+        REGISTRY.pop(spec.name, None)
+
+
+def get_ranker(name: str) -> RankerSpec:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown ranker {name!r}; registered: {', '.join(REGISTRY)}") from None
+
+
+def summary_rankers() -> list[RankerSpec]:
+    """The rankers whose numbers summary.json's BoN cells carry, the paper's first."""
+    return [s for s in REGISTRY.values() if s.summary]
+
+
+register(
+    RankerSpec(
+        "cure_first",
+        "most tests passed, first index on ties (CURE paper)",
+        cure_first,
+        key_prefix="",
+        title="CURE, first index on ties",
+        color="#1f77b4",
+    )
+)
+register(
+    RankerSpec(
+        "cure_tie_aware",
+        "most tests passed, uniform among ties",
+        cure_tie_aware,
+        key_prefix="tie_aware_",
+        title="CURE, uniform among ties",
+        color="#ff7f0e",
+    )
+)
+register(
+    RankerSpec(
+        "codet",
+        "CodeT dual agreement: #tests x sqrt(#programs) per pass-set group",
+        codet,
+        summary=False,
+        title="CodeT dual agreement",
+        color="#2ca02c",
+    )
+)
+register(
+    RankerSpec(
+        "majority_vote",
+        "largest group of identical outputs on generated inputs",
+        majority_vote,
+        summary=False,
+        needs_outputs=True,
+        title="majority vote on outputs",
+        color="#d62728",
+    )
+)
+
+
+def available_rankers(tasks: Sequence[TaskArrays]) -> list[str]:
+    """Every registered ranker, minus those needing outputs when some task has none recorded."""
+    missing = any(t.outputs is None for t in tasks)
+    return [name for name, spec in REGISTRY.items() if not (spec.needs_outputs and missing)]
 
 
 def expected_pick(task: TaskArrays, ranker: str, n_code: int | None = None, n_case: int | None = None) -> np.ndarray:
@@ -361,4 +242,21 @@ def expected_pick(task: TaskArrays, ranker: str, n_code: int | None = None, n_ca
     m = task.k_case if n_case is None else min(n_case, task.k_case)
     progs = np.arange(n)[None, :]
     tests = np.arange(m)[None, :]
-    return RANKERS[ranker](Draw(task, progs, tests))[0]
+    return get_ranker(ranker).weights(Draw(task, progs, tests))[0]
+
+
+def pick(task: TaskArrays, ranker: str = PAPER_RANKER, n_code: int | None = None, n_case: int | None = None) -> int:
+    """The one program a ranker submits: its heaviest program, the lowest index among equal weights.
+
+    For the paper's rule this *is* CURE's ``argmax`` (weight 1 on the first program with most passes); a
+    ranker that spreads weight over ties submits the first of them, so every pick is deterministic.
+    """
+    w = expected_pick(task, ranker, n_code, n_case)
+    return int(np.flatnonzero(w == w.max())[0])
+
+
+def pick_most_passes(gen_pass: Sequence[Sequence[bool]], n_code: int, n_case: int) -> int:
+    """CURE's pick among the first ``n_code`` programs by the first ``n_case`` tests (first index on ties)."""
+    if min(n_code, len(gen_pass)) < 1:
+        raise ValueError("pick_most_passes needs at least one program")
+    return pick(TaskArrays.from_passes("picked", gen_pass), PAPER_RANKER, n_code, n_case)
