@@ -262,10 +262,13 @@ def _stats(
     signal: dict[str, int],
     seconds: float,
 ) -> dict[str, Any]:
+    from cure_bench.scoring.catalogue import train_log_names
     from cure_bench.scoring.metrics import compute_metrics
 
     n_tasks = len(groups)
-    metrics = compute_metrics(tables, bon=(), pass_at=(1,)).metrics
+    # a rollout's own statistics: every task counts and an unmeasurable share is None (the chat rules); the
+    # periodic evaluation (cure_train.evaluation) is a bench run under the default protocol
+    metrics = compute_metrics(tables, bon=(), pass_at=(1,), protocol="chat").metrics
     code_lengths = [n for g in groups.values() for n in g.code_lengths]
     test_lengths = [n for g in groups.values() for n in g.test_lengths]
     n_programs = sum(len(p) for p in programs.values())
@@ -279,10 +282,7 @@ def _stats(
         "signal_share": signal["any"] / n_tasks if n_tasks else None,
         "code_signal_share": signal["code"] / n_tasks if n_tasks else None,
         "test_signal_share": signal["test"] / n_tasks if n_tasks else None,
-        "code_acc": metrics.get("code_acc"),
-        "unit_test_acc": metrics.get("unit_test_acc"),
-        "p01": metrics.get("p01"),
-        "p00": metrics.get("p00"),
+        **{name: metrics.get(name) for name in train_log_names()},
         "no_program_share": sum(p is None for ps in programs.values() for p in ps) / n_programs if n_programs else None,
         "no_test_share": sum(c is None for cs in tests.values() for c in cs) / n_tests if n_tests else None,
         "code_length_mean": _mean(code_lengths),

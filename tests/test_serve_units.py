@@ -14,11 +14,11 @@ from cure_bench.serve.prometheus import Registry
 from cure_bench.serve.reward_rules import (
     ExtractMode,
     RewardMode,
-    best_index,
     parse_label,
     program_from,
     response_of,
     score_row,
+    select_index,
 )
 from cure_bench.serve.store import TestSet, TestStore, cache_key, normalise_problem
 from cure_bench.types import TestCase, Verdict
@@ -34,6 +34,11 @@ def test_score_row_pass_rate_and_all_pass() -> None:
     assert (full.reward, full.pass_rate, full.passed, full.total) == (1.0, 1.0, 2, 2)
     empty = score_row([], RewardMode.ALL_PASS)  # no tests: nothing was shown correct
     assert (empty.reward, empty.pass_rate, empty.total) == (0.0, 0.0, 0)
+
+
+def best_index(passed: list[int], total: int = 5) -> int:
+    """The registry's pick from verdict rows with ``passed[i]`` accepted tests out of ``total``."""
+    return select_index([[A] * p + [W] * (total - p) for p in passed])
 
 
 def test_best_index_is_most_passed_first_on_ties() -> None:

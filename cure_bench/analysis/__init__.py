@@ -9,13 +9,14 @@ from cure_bench.analysis.bootstrap import Interval, metric_intervals, resample_c
 from cure_bench.analysis.report import Report, build_report, rich_table
 from cure_bench.analysis.surface import BonSurface, SurfaceSettings, compute_surface
 from cure_bench.runs.reader import RunData, RunDirError, RunTask, load_run
-from cure_bench.scoring.rankers import RANKERS, TaskArrays, expected_pick
+from cure_bench.scoring.rankers import REGISTRY, RankerSpec, TaskArrays, expected_pick, register
 
 __all__ = [
-    "RANKERS",
+    "REGISTRY",
     "AnalysisSettings",
     "BonSurface",
     "Interval",
+    "RankerSpec",
     "Report",
     "RunAnalysis",
     "RunData",
@@ -29,6 +30,7 @@ __all__ = [
     "expected_pick",
     "load_run",
     "metric_intervals",
+    "register",
     "resample_counts",
     "rich_table",
 ]

@@ -17,11 +17,10 @@ import numpy as np
 from cure_bench.analysis.bootstrap import DEFAULT_RESAMPLES, Interval, mean_interval, metric_intervals, resample_counts
 from cure_bench.analysis.surface import BonSurface, SurfaceSettings, compute_surface
 from cure_bench.runs.reader import RunData
-from cure_bench.scoring.metrics import bon_key, metric_names
+from cure_bench.scoring import catalogue
+from cure_bench.scoring.metrics import bon_key, drop_reason, metric_names, protocol_of
 
 log = logging.getLogger(__name__)
-
-HEADLINE = ("code_acc", "code_accumulate_acc", "unit_test_acc", "unit_test_accumulate_acc", "p01", "p00")
 
 
 @dataclass(frozen=True)
@@ -104,7 +103,7 @@ def _num(x: float) -> float | None:
 
 
 def _check_against_summary(run: RunData, intervals: dict[str, Interval]) -> None:
-    for name in HEADLINE:
+    for name in catalogue.names(catalogue.POOLED):
         reported = run.metrics.get(name)
         ours = intervals.get(name)
         if ours is None or not isinstance(reported, int | float) or ours.value is None:
@@ -126,13 +125,17 @@ def analyze_run(run: RunData, settings: AnalysisSettings | None = None) -> RunAn
     tables = run.tables
     single = run.single
     bon = [] if single else run.bon
+    protocol = protocol_of(run.manifest)
     intervals = metric_intervals(
-        tables, bon, settings.pass_at, single, settings.resamples, settings.seed, settings.level
+        tables, bon, settings.pass_at, single, settings.resamples, settings.seed, settings.level, protocol
     )
     _check_against_summary(run, intervals)
     if single:
         return RunAnalysis(run, intervals, None, {}, settings)
-    surface = compute_surface(tables, settings=settings.surface)
+    # the surface averages over the same tasks the protocol scores (cure: those with a parsable generated test)
+    surface = compute_surface(
+        [t for t in tables if drop_reason(t, protocol, single) is None], settings=settings.surface
+    )
     log.info(
         "%s: BoN surface over %d tasks, %d x %d cells (%s)",
         run.path,

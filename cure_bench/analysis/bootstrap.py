@@ -16,7 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from cure_bench.scoring.metrics import DEFAULT_BON, metric_names, pool_flat, task_contributions
+from cure_bench.scoring.metrics import (
+    DEFAULT_BON,
+    DEFAULT_PROTOCOL,
+    bon_rankers,
+    metric_names,
+    pool_flat,
+    scored,
+    task_contributions,
+)
 from cure_bench.types import TaskTable
 
 DEFAULT_RESAMPLES = 1000
@@ -83,13 +91,17 @@ def metric_intervals(
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
     level: float = 0.95,
+    protocol: str = DEFAULT_PROTOCOL,
 ) -> dict[str, Interval]:
-    """A CI for every headline metric (flat names: ``code_acc``, ``bon/4x4/acc``, ``pass@1`` ...)."""
+    """A CI for every headline metric (flat names: ``code_acc``, ``bon/4x4/acc``, ``pass@1`` ...).
+
+    Only the tasks ``protocol`` scores are resampled (under ``cure``, those with a parsable generated test).
+    """
     bon, pass_at = list(bon), sorted(set(pass_at))
-    parts = [task_contributions(t, bon, pass_at, single) for t in tables]
+    parts = scored([task_contributions(t, bon, pass_at, single, protocol) for t in tables])
     counts = resample_counts(len(parts), resamples, seed)
-    names = metric_names(bon, pass_at, single)
-    points = pool_flat(parts, names)  # the exact numbers compute_metrics reports, to the last bit
+    names = metric_names(bon, pass_at, single, bon_rankers(tables))
+    points = pool_flat(parts, names, protocol)  # the exact numbers compute_metrics reports, to the last bit
     out: dict[str, Interval] = {}
     for name in names:
         num = np.array([p.parts.get(name, (0.0, 0.0))[0] for p in parts], dtype=float)

@@ -14,7 +14,7 @@ import numpy as np
 
 from cure_bench.analysis.analyze import RunAnalysis
 from cure_bench.analysis.bootstrap import Interval, paired_difference, resample_counts
-from cure_bench.scoring.metrics import bon_key, metric_names, task_contributions
+from cure_bench.scoring.metrics import bon_key, metric_names, part_of, protocol_of, task_contributions
 
 
 @dataclass(frozen=True)
@@ -45,10 +45,13 @@ def comparable(a: RunAnalysis, b: RunAnalysis) -> bool:
 def _arrays(run: RunAnalysis, ids: list[str], names: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     single = run.run.single
     cells = [] if single else run.run.bon
-    by_id = {t.task_id: task_contributions(t.table, cells, run.settings.pass_at, single) for t in run.run.tasks}
+    protocol = protocol_of(run.run.manifest)
+    by_id = {
+        t.task_id: task_contributions(t.table, cells, run.settings.pass_at, single, protocol) for t in run.run.tasks
+    }
     out = {}
     for name in names:
-        parts = [by_id[i].parts.get(name, (0.0, 0.0)) for i in ids]
+        parts = [part_of(by_id[i], name) for i in ids]
         out[name] = (np.array([p[0] for p in parts], float), np.array([p[1] for p in parts], float))
     return out
 

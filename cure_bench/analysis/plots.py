@@ -13,21 +13,23 @@ from typing import Any
 import numpy as np
 
 from cure_bench.analysis.analyze import RunAnalysis
-from cure_bench.scoring.rankers import RANKER_HELP
+from cure_bench.scoring.rankers import REGISTRY
 
-RANKER_STYLE = {
-    "cure_first": ("#1f77b4", "CURE, first index on ties"),
-    "cure_tie_aware": ("#ff7f0e", "CURE, uniform among ties"),
-    "codet": ("#2ca02c", "CodeT dual agreement"),
-    "majority_vote": ("#d62728", "majority vote on outputs"),
-}
-# distinct markers and dashes, so a line hidden under another (equal values) still shows
-LINE_STYLE = {
-    "cure_first": ("o", "-"),
-    "cure_tie_aware": ("s", "--"),
-    "codet": ("^", "-."),
-    "majority_vote": ("v", ":"),
-}
+# distinct markers and dashes by registration order, so a line hidden under another (equal values) still shows
+_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*")
+_DASHES = ("-", "--", "-.", ":")
+
+
+def ranker_style(ranker: str) -> tuple[str, str]:
+    """(colour, title) of a ranker from the registry; grey and its name when it sets none."""
+    spec = REGISTRY.get(ranker)
+    return (spec.color if spec and spec.color else "#7f7f7f", spec.title if spec and spec.title else ranker)
+
+
+def line_style(ranker: str) -> tuple[str, str]:
+    """(marker, dash) by the ranker's place in the registry."""
+    order = list(REGISTRY).index(ranker) if ranker in REGISTRY else len(REGISTRY)
+    return _MARKERS[order % len(_MARKERS)], _DASHES[order % len(_DASHES)]
 
 
 def _plt() -> Any:
@@ -62,7 +64,7 @@ def heatmap(analysis: RunAnalysis, path: Path) -> Path:
     for ax, ranker in zip(axes.flat, rankers, strict=False):
         grid = surface.mean(ranker)
         image = ax.imshow(grid, origin="lower", cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
-        ax.set_title(RANKER_STYLE.get(ranker, (None, ranker))[1], fontsize=11)
+        ax.set_title(ranker_style(ranker)[1], fontsize=11)
         _ticks(ax, surface.n_codes, surface.n_cases)
         ax.set_xlabel("n_case: generated tests used (0 = no tests)")
         ax.set_ylabel("n_code: programs to choose from")
@@ -103,10 +105,10 @@ def _curve(ax: Any, analysis: RunAnalysis, cells: list[tuple[int, int]], x: list
     surface = analysis.surface
     assert surface is not None
     for ranker in surface.rankers:
-        color, name = RANKER_STYLE.get(ranker, ("#7f7f7f", ranker))
+        color, name = ranker_style(ranker)
         band = analysis.bands[f"{ranker}/acc"]
         mean = [band.mean[c] for c in cells]
-        marker, dash = LINE_STYLE.get(ranker, ("o", "-"))
+        marker, dash = line_style(ranker)
         ax.plot(x, mean, marker=marker, ms=4, linestyle=dash, color=color, label=name, mfc="none")
         ax.fill_between(x, [band.low[c] for c in cells], [band.high[c] for c in cells], color=color, alpha=0.12)
     prefix = surface.mean("cure_first", kind="prefix")
@@ -205,4 +207,4 @@ def _dataset_tick(analyses: Sequence[RunAnalysis], dataset: str) -> str:
     return f"{dataset}\n({'/'.join(map(str, sizes))} tasks)"
 
 
-__all__ = ["RANKER_HELP", "curves", "dataset_bars", "heatmap"]
+__all__ = ["curves", "dataset_bars", "heatmap", "line_style", "ranker_style"]

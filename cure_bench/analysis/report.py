@@ -20,19 +20,11 @@ from cure_bench.analysis.bootstrap import Interval
 from cure_bench.analysis.compare import Difference, comparisons
 from cure_bench.fileio import atomic_write_json, atomic_write_text
 from cure_bench.runs.reader import load_run
-from cure_bench.scoring.metrics import bon_key, metric_names
-from cure_bench.scoring.rankers import RANKER_HELP
+from cure_bench.scoring import catalogue
+from cure_bench.scoring.metrics import bon_key, drop_reason, metric_names, protocol_of
+from cure_bench.scoring.rankers import REGISTRY
 
 log = logging.getLogger(__name__)
-
-METRIC_HELP = {
-    "code_acc": "programs passing all hidden tests",
-    "code_accumulate_acc": "(program, hidden test) pairs passed",
-    "unit_test_acc": "generated tests every correct program passes",
-    "unit_test_accumulate_acc": "(correct program, generated test) pairs passed",
-    "p01": "(wrong program, correct test) pairs where the wrong program passes (lower is better)",
-    "p00": "(wrong program, wrong test) pairs where the wrong program passes",
-}
 
 
 @dataclass
@@ -88,7 +80,7 @@ def table_rows(analyses: Sequence[RunAnalysis]) -> list[tuple[str, list[str]]]:
         key = bon_key(n, m)
         paper = [a.intervals.get(f"bon/{key}/acc") for a in analyses]
         rows.append((f"BoN {key} paper (prefix, first index)", [fmt(iv) for iv in paper]))
-        for ranker in RANKER_HELP:
+        for ranker in REGISTRY:
             values = [_band_interval(a, ranker, n, m) for a in analyses]
             if all(v is None for v in values):
                 continue
@@ -258,14 +250,19 @@ def _runs_section(report: Report) -> str:
 def _method_notes(report: Report) -> str:
     settings = report.analyses[0].settings if report.analyses else AnalysisSettings()
     methods = sorted({a.surface.method for a in report.analyses if a.surface is not None})
-    rankers = "\n".join(f"- **{name}**: {text}" for name, text in RANKER_HELP.items())
-    metrics = "\n".join(f"- **{name}**: share of {text}" for name, text in METRIC_HELP.items())
+    rankers = "\n".join(f"- **{spec.name}**: {spec.help}" for spec in REGISTRY.values())
+    metrics = "\n".join(
+        f"- **{spec.name}**: share of {spec.numerator}" + (" (lower is better)" if spec.lower_is_better else "")
+        for spec in catalogue.POOLED
+    )
     return f"""## How these numbers are made
 
 Metrics are pooled over tasks as in the CURE paper (a ratio of summed counts, not a mean of per-task ratios;
 pass@k and BoN are means over tasks):
 
 {metrics}
+
+{_protocol_note(report)}
 
 Confidence intervals: {round(100 * settings.level)}% percentile bootstrap, {settings.resamples} resamples of
 whole tasks (seed {settings.seed}); the "tasks" row under a metric counts the tasks behind it (those with a
@@ -280,6 +277,21 @@ samples would score on average. Rankers:
 
 The bands show task-sampling uncertainty only (the Monte-Carlo error of the expectation is far smaller).
 """
+
+
+def _protocol_note(report: Report) -> str:
+    """Which tasks the numbers cover: under ``cure`` the tasks without a parsable generated test are left out."""
+    lines = []
+    for name, a in zip(report.names, report.analyses, strict=True):
+        protocol = protocol_of(a.run.manifest)
+        dropped = sum(1 for t in a.run.tables if drop_reason(t, protocol, a.run.single) is not None)
+        rule = (
+            "tasks without a parsable generated test are left out of every metric, as upstream's evaluation does"
+            if protocol == "cure" and not a.run.single
+            else "every task counts"
+        )
+        lines.append(f"- {name}: protocol `{protocol}`: {rule} ({dropped} of {len(a.run.tasks)} tasks left out).")
+    return "Tasks behind the numbers:\n\n" + "\n".join(lines)
 
 
 def render_markdown(report: Report, figures: dict[int, list[tuple[str, Path]]], bars: Path, json_path: Path) -> str:

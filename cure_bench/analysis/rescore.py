@@ -167,7 +167,7 @@ def rescore_run(
 ) -> RescoreResult:
     """Re-judge every saved program on the hidden tests (reloaded) and the saved generated tests."""
     from cure_bench.sandbox import Sandbox, build_tables
-    from cure_bench.scoring.metrics import compute_metrics
+    from cure_bench.scoring.metrics import compute_metrics, protocol_of
 
     run = load_run(run_dir)
     name = options.output_name()
@@ -181,7 +181,13 @@ def rescore_run(
     ) as box:
         tables = build_tables(box, specs, compare=compare, on_progress=on_progress)
         sandbox_info = box.describe()
-    result = compute_metrics(tables, bon=[] if run.single else run.bon, pass_at=run.pass_at, single=run.single)
+    result = compute_metrics(
+        tables,
+        bon=[] if run.single else run.bon,
+        pass_at=run.pass_at,
+        single=run.single,
+        protocol=protocol_of(run.manifest),  # the protocol the run was scored under, as recorded
+    )
     manifest = dict(run.manifest)
     manifest["rescore"] = {
         "name": name,

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from cure_bench.scoring.rankers import RANKERS, Draw, PrefixDraws, SubTables, TaskArrays, available_rankers
+from cure_bench.scoring.rankers import Draw, PrefixDraws, SubTables, TaskArrays, available_rankers, get_ranker
 from cure_bench.types import TaskTable
 
 WHICH = ("acc", "accumulate_acc")
@@ -132,7 +132,7 @@ def _evaluate_rows(rankers: Sequence[str], sub: SubTables) -> dict[str, np.ndarr
     out: dict[str, np.ndarray] = {}
     hidden_all, hidden_frac = sub.task.hidden_all[sub.progs], sub.task.hidden_frac[sub.progs]
     for name in rankers:
-        w = RANKERS[name](sub)
+        w = get_ranker(name).weights(sub)
         out[f"{name}/acc"] = (w * hidden_all).sum(axis=1)
         out[f"{name}/accumulate_acc"] = (w * hidden_frac).sum(axis=1)
     return out

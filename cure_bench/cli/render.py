@@ -1,4 +1,4 @@
-"""The terminal table of a run's metrics."""
+"""The terminal table of a run's metrics (rows, labels and formats from the metric catalogue)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,7 @@ from typing import Any
 
 from rich.table import Table
 
-_HEADLINE = (
-    ("code_acc", "code accuracy"),
-    ("code_accumulate_acc", "code accumulate accuracy"),
-    ("unit_test_acc", "unit-test accuracy"),
-    ("unit_test_accumulate_acc", "unit-test accumulate accuracy"),
-    ("p01", "p01 (wrong program passes a correct test)"),
-    ("p00", "p00 (wrong program passes a wrong test)"),
-)
+from cure_bench.scoring import catalogue
 
 
 def _fmt(value: Any) -> str:
@@ -24,6 +17,19 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def dropped_line(summary: dict[str, Any]) -> str | None:
+    """One line saying which tasks the protocol left out of every metric (None when it left out none)."""
+    counts = summary.get("counts", {})
+    dropped = int(counts.get("dropped_tasks") or 0)
+    if not dropped:
+        return None
+    protocol = (summary.get("run") or {}).get("protocol", "cure")
+    return (
+        f"protocol {protocol}: {dropped} of {counts.get('n_tasks', '?')} tasks had no parsable generated test and "
+        f"are left out of every metric, as upstream does (all-task numbers: metrics.{catalogue.ALL_TASKS_KEY})"
+    )
+
+
 def metrics_table(summary: dict[str, Any]) -> Table:
     """Headline metrics, pass@k, BoN and mean response lengths of one summary.json."""
     run, metrics = summary.get("run", {}), summary.get("metrics", {})
@@ -31,22 +37,18 @@ def metrics_table(summary: dict[str, Any]) -> Table:
     coder = (run.get("coder") or {}).get("model", "?")
     tester = (run.get("tester") or {}).get("model")
     title = f"{coder} on {dataset}" + (f" (tester {tester})" if tester and tester != coder else "")
-    table = Table(title=title, show_lines=False)
+    table = Table(title=title, show_lines=False, caption=dropped_line(summary))
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for key, label in _HEADLINE:
-        if key in metrics:
-            table.add_row(label, _fmt(metrics[key]))
+    for spec in catalogue.POOLED:
+        if spec.name in metrics:
+            table.add_row(spec.label, _fmt(metrics[spec.name]))
     for key in sorted(k for k in metrics if k.startswith("pass@")):
         table.add_row(key, _fmt(metrics[key]))
-    for nxm, values in (metrics.get("bon") or {}).items():
-        table.add_row(
-            f"BoN {nxm} acc / accumulate", f"{_fmt(values.get('acc'))} / {_fmt(values.get('accumulate_acc'))}"
-        )
-    for key, label in (
-        ("mean_code_response_tokens", "mean coder tokens"),
-        ("mean_test_response_tokens", "mean tester tokens"),
-    ):
-        if key in metrics:
-            table.add_row(label, _fmt(metrics[key]))
+    acc, accumulate = (field.name for field in catalogue.BON_FIELDS)
+    for nxm, values in (metrics.get("bon") or {}).items():  # the paper's rule; other rankers stay in the file
+        table.add_row(f"BoN {nxm} acc / accumulate", f"{_fmt(values.get(acc))} / {_fmt(values.get(accumulate))}")
+    for spec in catalogue.RESPONSE_LENGTHS:
+        if spec.name in metrics:
+            table.add_row(spec.label, _fmt(metrics[spec.name]))
     return table

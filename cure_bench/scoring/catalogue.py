@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from enum import StrEnum
+from functools import cached_property
 
 Contribution = tuple[float, float]
 """(numerator, denominator) of one metric on one task."""
@@ -84,8 +84,8 @@ class MetricSpec:
     pass@k, response lengths) have none. ``needs_tests``: only measured with generated tests (absent in
     ``--single`` runs). ``upstream_empty``: what the CURE evaluation script prints when the denominator is empty
     (its ``safe_divide`` gives 0; p01 is printed as ``1 - p``, so 1); the ``cure`` protocol reports that,
-    ``chat`` reports None. ``train_log``: also in the trainer's per-step log. ``pairs``: the denominator counts (program, test) pairs, which
-    ``counts["<name>_pairs"]`` reports.
+    ``chat`` reports None. ``train_log``: also in the trainer's per-step log. ``pairs``: the denominator counts
+    (program, test) pairs, which ``counts["<name>_pairs"]`` reports.
     """
 
     name: str

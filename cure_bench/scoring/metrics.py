@@ -50,6 +50,12 @@ DEFAULT_PROTOCOL = "cure"
 DROP_NO_GENERATED_TEST = "no_generated_test"
 
 
+def protocol_of(manifest: dict[str, Any]) -> str:
+    """The metric protocol a run was scored under; runs written before protocols existed used ``chat``'s rules."""
+    value = manifest.get("protocol")
+    return check_protocol(str(value)) if value else "chat"
+
+
 def check_protocol(protocol: str) -> str:
     """The protocol name, or a ConfigError naming ``--protocol`` and the choices."""
     if protocol not in PROTOCOLS:
@@ -266,6 +272,11 @@ def pool_flat(
 def scored(parts: Sequence[TaskContributions]) -> list[TaskContributions]:
     """The tasks the protocol counts."""
     return [p for p in parts if p.dropped is None]
+
+
+def part_of(p: TaskContributions, name: str) -> Contribution:
+    """One task's (numerator, denominator) of ``name`` as pooled: (0, 0) when absent or dropped."""
+    return (0.0, 0.0) if p.dropped is not None else p.parts.get(name, (0.0, 0.0))
 
 
 def unflatten(flat: dict[str, Any]) -> dict[str, Any]:

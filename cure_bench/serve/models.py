@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cure_bench.scoring.rankers import PAPER_RANKER, get_ranker
 from cure_bench.serve.reward_rules import ExtractMode, RewardMode
 
 
@@ -96,6 +97,18 @@ class SelectRequest(_Strict):
     task_id: str | None = Field(default=None, min_length=1)
     candidates: list[str] = Field(min_length=1, description="Completions (or programs with extract=none).")
     options: ScoreOptions = Field(default_factory=ScoreOptions)
+    ranker: str = Field(
+        default=PAPER_RANKER, description="A registered Best-of-N ranker; the default is CURE's (first index on ties)."
+    )
+
+    @field_validator("ranker")
+    @classmethod
+    def _known_ranker(cls, value: str) -> str:
+        try:
+            get_ranker(value)
+        except KeyError as exc:
+            raise ValueError(exc.args[0]) from None  # names the registered rankers
+        return value
 
     @model_validator(mode="after")
     def _problem_or_task(self) -> SelectRequest:
@@ -106,7 +119,8 @@ class SelectRequest(_Strict):
 
 class SelectResponse(BaseModel):
     task_id: str
-    best_index: int = Field(description="Most tests passed; the first index on ties (CURE's rule).")
+    best_index: int = Field(description="The ranker's pick (CURE's rule: most tests passed, first index on ties).")
+    ranker: str = Field(default=PAPER_RANKER, description="The ranker that picked.")
     scores: list[float] = Field(description="Pass rate of each candidate.")
     passed: list[int]
     total: int

@@ -4,7 +4,8 @@ No I/O here, so each rule is tested on plain values and reads the same in the se
 
 - reward ``pass_rate`` = passed / total on the tester's tests (0 when there are no tests);
   ``all_pass`` = 1 when every test passes (and there is at least one), else 0.
-- Best-of-N picks the candidate passing the most tests, the first index on ties (CURE's rule).
+- Best-of-N picks through the ranker registry (``cure_bench.scoring.rankers``); the default is CURE's rule,
+  the candidate passing the most tests, the first index on ties.
 - OpenRLHF sends ``query`` = prompt + response; the response is the query minus the prompt prefix.
 - A label is the problem text, or a JSON object with ``problem`` and/or ``task_id``.
 """
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from cure_bench.generation.extract import extract_program
+from cure_bench.scoring.rankers import PAPER_RANKER, TaskArrays, get_ranker, pick
 from cure_bench.types import Verdict
 
 
@@ -62,15 +64,18 @@ def score_row(row: Sequence[Verdict], mode: RewardMode) -> RowScore:
     return RowScore(reward=reward, pass_rate=pass_rate, passed=passed, total=total)
 
 
-def best_index(passed: Sequence[int]) -> int:
-    """CURE's Best-of-N choice: most tests passed, first index on ties."""
-    if not passed:
-        raise ValueError("best_index needs at least one candidate")
-    best = 0
-    for i, value in enumerate(passed):
-        if value > passed[best]:
-            best = i
-    return best
+def select_index(rows: Sequence[Sequence[Verdict]], ranker: str = PAPER_RANKER) -> int:
+    """The candidate ``ranker`` submits, from each candidate's verdicts on the same tests.
+
+    A ranker that needs program outputs cannot run here (only verdicts are kept): ValueError naming it.
+    """
+    if not rows:
+        raise ValueError("select_index needs at least one candidate")
+    spec = get_ranker(ranker)
+    if spec.needs_outputs:
+        raise ValueError(f"ranker {ranker!r} compares program outputs, which /v1/select does not record")
+    passes = [[v is Verdict.ACCEPTED for v in row] for row in rows]
+    return pick(TaskArrays.from_passes("select", passes), ranker)
 
 
 def response_of(query: str, prompt: str) -> str:

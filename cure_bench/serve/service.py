@@ -27,7 +27,7 @@ from cure_bench.serve.models import (
     TestsResponse,
 )
 from cure_bench.serve.prometheus import Registry
-from cure_bench.serve.reward_rules import ExtractMode, best_index, parse_label, program_from, response_of, score_row
+from cure_bench.serve.reward_rules import ExtractMode, parse_label, program_from, response_of, score_row, select_index
 from cure_bench.serve.store import TestSet
 from cure_bench.serve.tester import TesterService
 from cure_bench.types import Verdict
@@ -66,6 +66,13 @@ class RewardService:
 
     async def score(self, items: Sequence[ScoreItem], options: ScoreOptions) -> list[ScoreResult]:
         """One result per item, in order; rewards follow ``options.reward``."""
+        results, _ = await self._score(items, options)
+        return results
+
+    async def _score(
+        self, items: Sequence[ScoreItem], options: ScoreOptions
+    ) -> tuple[list[ScoreResult], list[list[Verdict]]]:
+        """Results and the verdict rows behind them."""
         self._check_size(len(items), "items")
         test_sets = await self._test_sets(items)
         prepared = [
@@ -93,17 +100,22 @@ class RewardService:
                     error=error,
                 )
             )
-        return results
+        return results, rows
 
     async def select(self, request: SelectRequest) -> SelectResponse:
-        """Best-of-N among the candidates by the tester's tests (most passed, first index on ties)."""
+        """Best-of-N among the candidates by the tester's tests, picked by the request's ranker (CURE's rule)."""
         self._check_size(len(request.candidates), "candidates")
         items = [ScoreItem(problem=request.problem, task_id=request.task_id, completion=c) for c in request.candidates]
-        results = await self.score(items, request.options)
+        results, rows = await self._score(items, request.options)
         passed = [r.passed for r in results]
+        try:
+            best = select_index(rows, request.ranker)
+        except ValueError as exc:
+            raise BadRequestError(str(exc)) from None
         return SelectResponse(
             task_id=results[0].task_id,
-            best_index=best_index(passed),
+            best_index=best,
+            ranker=request.ranker,
             scores=[r.pass_rate for r in results],
             passed=passed,
             total=results[0].total,
