@@ -194,6 +194,7 @@ def _run(
         pass_at=cfg.pass_at,
         single=cfg.single,
         extra_counts=inputs.dataset.skip_counts(),
+        protocol=cfg.protocol,
     )
     return BenchResult(run_dir=run_dir, summary=summary, tables=tables, records=records)
 

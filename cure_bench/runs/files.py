@@ -168,6 +168,7 @@ def write_outputs(
     pass_at: Sequence[int],
     single: bool,
     extra_counts: dict[str, Any] | None = None,
+    protocol: str = "cure",
 ) -> dict[str, Any]:
     """Compute metrics, write samples.jsonl then summary.json (its presence marks the run finished).
 
@@ -175,7 +176,7 @@ def write_outputs(
     """
     from cure_bench.scoring.metrics import compute_metrics
 
-    result = compute_metrics(tables, bon=list(bon), pass_at=tuple(pass_at), single=single)
+    result = compute_metrics(tables, bon=list(bon), pass_at=tuple(pass_at), single=single, protocol=protocol)
     metrics = dict(result.metrics)
     metrics["mean_code_response_tokens"] = mean_tokens([r.code_answers for r in records])
     if not single:

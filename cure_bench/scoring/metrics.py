@@ -45,14 +45,19 @@ from cure_bench.scoring.rankers import RankerSpec, TaskArrays, expected_pick, su
 from cure_bench.types import TaskTable
 
 DEFAULT_BON: tuple[tuple[int, int], ...] = ((4, 4), (16, 16))
-PROTOCOLS = ("cure", "chat")
 DEFAULT_PROTOCOL = "cure"
+PROTOCOLS = ("cure", "chat")  # the metric rules of cure_bench.generation.protocols' two protocols
 DROP_NO_GENERATED_TEST = "no_generated_test"
 
 
 def protocol_of(manifest: dict[str, Any]) -> str:
-    """The metric protocol a run was scored under; runs written before protocols existed used ``chat``'s rules."""
+    """The metric protocol a run was scored under; runs written before protocols existed used ``chat``'s rules.
+
+    The manifest records ``protocol`` as ``{"name": ..., <what it set per role>}`` (a bare name is read too).
+    """
     value = manifest.get("protocol")
+    if isinstance(value, dict):
+        value = value.get("name")
     return check_protocol(str(value)) if value else "chat"
 
 
