@@ -20,9 +20,9 @@ def tables(seed: int = 0, n: int = 25) -> list:
 def test_intervals_contain_the_point_estimate_which_matches_compute_metrics() -> None:
     data = tables()
     bon = [(2, 2), (6, 5)]
-    intervals = metric_intervals(data, bon=bon, pass_at=(1, 3), resamples=500, seed=1)
+    intervals = metric_intervals(data, protocol="chat", bon=bon, pass_at=(1, 3), resamples=500, seed=1)
     flat_points = {k: v.value for k, v in intervals.items()}
-    assert unflatten(flat_points) == compute_metrics(data, bon=bon, pass_at=(1, 3)).metrics
+    assert unflatten(flat_points) == compute_metrics(data, bon=bon, pass_at=(1, 3), protocol="chat").metrics
     for name, iv in intervals.items():
         assert iv.value is not None, name
         assert iv.low is not None and iv.high is not None
@@ -33,9 +33,9 @@ def test_intervals_contain_the_point_estimate_which_matches_compute_metrics() ->
 
 def test_intervals_are_deterministic_under_a_seed() -> None:
     data = tables(seed=5)
-    a = metric_intervals(data, resamples=300, seed=11)
-    b = metric_intervals(data, resamples=300, seed=11)
-    c = metric_intervals(data, resamples=300, seed=12)
+    a = metric_intervals(data, protocol="chat", resamples=300, seed=11)
+    b = metric_intervals(data, protocol="chat", resamples=300, seed=11)
+    c = metric_intervals(data, protocol="chat", resamples=300, seed=12)
     assert a == b
     assert any(a[k] != c[k] for k in a)
 
@@ -46,7 +46,7 @@ def test_task_counts_behind_each_interval() -> None:
         make_table("none-right", ["W", "W"], ["A", "W"]),
         make_table("right2", ["A", "A"], ["AW", "AA"]),
     ]
-    intervals = metric_intervals(data, resamples=200)
+    intervals = metric_intervals(data, protocol="chat", resamples=200)
     assert intervals["code_acc"].n_tasks == 3
     assert intervals["unit_test_acc"].n_tasks == 2  # only tasks with a correct program
     assert intervals["p01"].n_tasks == 1  # only "right" has a wrong program facing a correct test
@@ -54,7 +54,7 @@ def test_task_counts_behind_each_interval() -> None:
 
 def test_not_measurable_metric_has_no_interval() -> None:
     data = [make_table("w", ["W", "W"], ["A", "W"])]
-    iv = metric_intervals(data, resamples=100)["unit_test_acc"]
+    iv = metric_intervals(data, protocol="chat", resamples=100)["unit_test_acc"]
     assert (iv.value, iv.low, iv.high, iv.n_tasks) == (None, None, None, 0)
     empty = ratio_interval(np.zeros(3), np.zeros(3), resample_counts(3, 50))
     assert empty.value is None

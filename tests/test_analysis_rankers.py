@@ -143,7 +143,7 @@ def test_prefix_slice_of_cure_first_is_the_papers_bon() -> None:
     rng = random.Random(3)
     tables = [random_table(rng, 6, 5, f"t{i}") for i in range(5)]
     surface = compute_surface(tables)
-    bon = compute_metrics(tables, bon=[(2, 3), (6, 5), (4, 0)]).metrics["bon"]
+    bon = compute_metrics(tables, bon=[(2, 3), (6, 5), (4, 0)], protocol="chat").metrics["bon"]
     for n, m in [(2, 3), (6, 5), (4, 0)]:
         a, b = surface.cell(n, m)
         assert surface.mean("cure_first", kind="prefix")[a, b] == pytest.approx(bon[f"{n}x{m}"]["acc"])

@@ -38,7 +38,8 @@ def write_run(
     path.mkdir(parents=True, exist_ok=True)
     k_code = max(t.n_programs for t in tables)
     k_case = 0 if single else max(t.n_generated for t in tables)
-    bon = [] if single else compute_metrics(tables, bon=[(2, 2), (k_code, k_case)]).metrics["bon"]
+    # a manifest without "protocol" is a run scored before protocols existed: today's (chat) rules
+    bon = [] if single else compute_metrics(tables, bon=[(2, 2), (k_code, k_case)], protocol="chat").metrics["bon"]
     rows = []
     for i, table in enumerate(tables):
         tests = generated[i] if generated else [TestCase(f"{j}\n", f"{j}\n") for j in range(table.n_generated)]
@@ -55,7 +56,9 @@ def write_run(
                 "table": table.to_json(),
             }
         )
-    result = compute_metrics(tables, bon=[(2, 2), (k_code, k_case)] if not single else [], single=single)
+    result = compute_metrics(
+        tables, bon=[(2, 2), (k_code, k_case)] if not single else [], single=single, protocol="chat"
+    )
     run = {
         "mode": "single" if single else "bench",
         "coder": {"model": model, "backend": "openai"},
@@ -153,7 +156,7 @@ def test_report_on_two_runs_writes_pngs_and_markdown(tmp_path: Path) -> None:
     for png in (p for p in report.files if p.suffix == ".png"):
         assert f"]({png.name})" in md  # relative links: the folder can be moved as a whole
     assert "coder-a / toy" in md and "coder-b / other" in md
-    code_acc = compute_metrics(toy_tables(1)).metrics["code_acc"]
+    code_acc = compute_metrics(toy_tables(1), protocol="chat").metrics["code_acc"]
     assert f"| code_acc | {100 * code_acc:.1f} [" in md
     data = json.loads((tmp_path / "out" / "analysis.json").read_text())
     assert data["runs"][0]["metrics"]["code_acc"]["value"] == code_acc

@@ -22,9 +22,10 @@ accuracy is exact without simulating coin flips. The expected BoN accuracy of a 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 
@@ -40,6 +41,7 @@ from cure_bench.scoring.subtables import (
 
 __all__ = [
     "PAPER_RANKER",
+    "RANKERS",
     "REGISTRY",
     "Draw",
     "PrefixDraws",
@@ -152,6 +154,9 @@ class RankerSpec:
 
 REGISTRY: dict[str, RankerSpec] = {}
 """Registered rankers, in registration order (the order of the report's rows and the plots' panels)."""
+
+RANKERS: Mapping[str, RankerSpec] = MappingProxyType(REGISTRY)
+"""A read-only live view of the registry (``cure_bench.RANKERS``); add rankers with :func:`register`."""
 
 
 def register(spec: RankerSpec) -> RankerSpec:
