@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cure_bench.cli import app
-from tests.helpers.scripted_tasks import EXPECTED, TASKS, ScriptedResponder, write_task_file
+from tests.helpers.scripted_tasks import EXPECTED, EXPECTED_CHAT, TASKS, ScriptedResponder, write_task_file
 
 pytestmark = pytest.mark.slow
 
@@ -34,11 +34,11 @@ def bench_args(srv, tasks: Path, out: Path, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
-def assert_expected_metrics(metrics: dict) -> None:
+def assert_expected_metrics(metrics: dict, expected: dict = EXPECTED) -> None:
     for key in HEADLINE:
-        assert metrics[key] == pytest.approx(EXPECTED[key]), key
-    assert set(metrics["bon"]) == set(EXPECTED["bon"])
-    for nxm, values in EXPECTED["bon"].items():
+        assert metrics[key] == pytest.approx(expected[key]), key
+    assert set(metrics["bon"]) == set(expected["bon"])
+    for nxm, values in expected["bon"].items():
         assert metrics["bon"][nxm]["acc"] == pytest.approx(values["acc"]), nxm
         assert metrics["bon"][nxm]["accumulate_acc"] == pytest.approx(values["accumulate_acc"]), nxm
 
@@ -76,6 +76,13 @@ def test_bench_metrics_equal_hand_computed_and_rerun_asks_nothing(tmp_path, fake
     assert again.exit_code == 0, again.output
     assert srv.requests_total == before  # everything came from the cache
     assert json.loads((out / "summary.json").read_text())["metrics"] == summary["metrics"]
+    assert summary["run"]["protocol"] == "cure" and summary["counts"]["dropped_tasks"] == 0
+
+    # the same answers under --protocol chat give today's numbers (BoN accumulate averaged per task)
+    chat = invoke(*bench_args(srv, tasks, out), "--protocol", "chat")
+    assert chat.exit_code == 0, chat.output
+    assert srv.requests_total == before  # the protocol changes scoring only: nothing generated again
+    assert_expected_metrics(json.loads((out / "summary.json").read_text())["metrics"], EXPECTED_CHAT)
 
 
 def test_single_mode_generates_no_tests(tmp_path, fake_openai):
@@ -219,7 +226,8 @@ def test_ctrl_c_then_rerun_completes_with_identical_metrics_and_no_sample_asked_
 
 
 def test_task_whose_tester_answers_never_parse(tmp_path, fake_openai):
-    """No generated test: unit-test metrics have nothing to average (null), BoN falls back to the first program."""
+    """No generated test. Under cure (default) the task is left out of every metric, as upstream does, and the
+    all-tasks numbers sit beside; under chat it counts: unit-test metrics null, BoN falls back to program 0."""
     srv = fake_openai(
         responder=lambda messages, n, request: (
             ["no test here"] * n
@@ -231,10 +239,21 @@ def test_task_whose_tester_answers_never_parse(tmp_path, fake_openai):
     tasks = tmp_path / "one.jsonl"
     tasks.write_text(json.dumps({"question": "print 2", "test_input": ["\n"], "test_output": ["2\n"]}) + "\n")
     out = tmp_path / "noparse"
-    result = invoke(
+    args = [
         "bench", "--model", "m", "--dataset", str(tasks), "--base-url", srv.base_url, "--api-key", KEY,
         "--k-code", "2", "--k-case", "3", "--bon", "2x3", "-o", str(out),
-    )  # fmt: skip
+    ]  # fmt: skip
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert "1 of 1 tasks had no parsable generated test" in " ".join(result.output.split())
+    summary = json.loads((out / "summary.json").read_text())
+    metrics, counts = summary["metrics"], summary["counts"]
+    assert counts["dropped_tasks"] == 1 and counts["dropped_no_generated_test"] == 1 and counts["n_tasks_scored"] == 0
+    assert metrics["code_acc"] == 0.0  # upstream's safe_divide over no task
+    assert metrics["bon"]["2x3"]["acc"] is None  # upstream divides by zero here
+    assert metrics["all_tasks"]["code_acc"] == pytest.approx(0.5)
+
+    result = invoke(*args, "--protocol", "chat")
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     metrics, counts = summary["metrics"], summary["counts"]

@@ -89,7 +89,11 @@ TEST_ANSWERS = {
 #   p00: A only: P2, P3 against T1 -> 0/2
 #   BoN 4x1: A picks P0 (right); B P0 (wrong); C: P0..P2 tie on T0 -> P0 (wrong, 1/2 hidden) -> acc 1/3, acc. 1.5/3
 #   BoN 4x4: A P0 (2 passes) right; C P1 (2 passes) right -> 2/3, 2/3;  BoN 2x2: A P0, C P1 -> 2/3, 2/3
-EXPECTED = {
+# Every task has a parsable generated test, so --protocol cure (the default) leaves none out; its BoN accumulate
+# pools the picked programs' hidden cells (A 2, B 3, C 2 hidden tests):
+#   4x1: A P0 2 of 2, B P0 0 of 3, C P0 1 of 2 -> 3/7;  4x4: 2 + 0 + 2 -> 4/7;  2x2: the same picks -> 4/7
+# while --protocol chat averages the per-task shares (EXPECTED_CHAT): 4x1 (1 + 0 + 1/2) / 3, 4x4 and 2x2 2/3.
+EXPECTED_CHAT = {
     "code_acc": 4 / 12,
     "code_accumulate_acc": 10 / 28,
     "unit_test_acc": 4 / 5,
@@ -102,6 +106,14 @@ EXPECTED = {
         "2x2": {"acc": 2 / 3, "accumulate_acc": 2 / 3},
     },
     "pass@1": (0.5 + 0.0 + 0.5) / 3,
+}
+EXPECTED = {
+    **EXPECTED_CHAT,
+    "bon": {
+        "4x1": {"acc": 1 / 3, "accumulate_acc": 3 / 7},
+        "4x4": {"acc": 2 / 3, "accumulate_acc": 4 / 7},
+        "2x2": {"acc": 2 / 3, "accumulate_acc": 4 / 7},
+    },
 }
 
 
