@@ -310,3 +310,23 @@ def test_report_survives_degenerate_runs(tmp_path: Path, tables: list[TaskTable]
     if not report.analyses[0].surface or not report.analyses[0].surface.task_ids:
         assert report.analyses[0].intervals["code_acc"].value is None
         assert "n/a" in (tmp_path / "out" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("protocol", ["cure", None])
+def test_rescore_scores_under_the_protocol_the_run_recorded(tmp_path: Path, protocol: str | None) -> None:
+    dataset = write_dataset(tmp_path / "adds.json")
+    tables = [make_table("add", ["WA", "WW"], ["A", "W"]), make_table("zero", ["R", "A"], ["", ""])]
+    programs = [[FLOAT_PROGRAM, WRONG_PROGRAM], [FLOAT_PROGRAM, WRONG_PROGRAM]]
+    generated: list[list[TestCase]] = [[TestCase("2 2\n", "4.0\n")], []]  # "zero": its tests never parsed
+    extra = {} if protocol is None else {"protocol": protocol}
+    run_dir = write_run(tmp_path / "run", tables, dataset=dataset, programs=programs, generated=generated, **extra)
+    result = rescore_run(run_dir, RescoreOptions(workers=2, exec_cache=False, name="again"))
+    metrics, counts = result.summary["metrics"], result.summary["counts"]
+    rescored = load_run(result.summary_path).tables
+    if protocol == "cure":  # "zero" is left out of every metric, and the all-tasks view sits beside
+        assert counts["dropped_tasks"] == 1 and counts["n_tasks_scored"] == 1
+        assert metrics["code_acc"] == compute_metrics(rescored[:1], protocol="cure").metrics["code_acc"]
+        assert metrics["all_tasks"]["code_acc"] == compute_metrics(rescored, protocol="chat").metrics["code_acc"]
+    else:  # a run scored before protocols existed keeps today's rules
+        assert "dropped_tasks" not in counts and "all_tasks" not in metrics
+        assert metrics["code_acc"] == compute_metrics(rescored, protocol="chat").metrics["code_acc"]
