@@ -167,7 +167,7 @@ POOLED: tuple[MetricSpec, ...] = (
     MetricSpec(
         name="code_acc",
         label="code accuracy",
-        description="share of programs that pass every hidden test (at most --max-test of them)",
+        description="share of programs that pass every hidden test (at most `--max-test` of them)",
         numerator="programs passing all hidden tests",
         denominator="programs",
         part=_code_acc,
@@ -237,7 +237,7 @@ POOLED: tuple[MetricSpec, ...] = (
 PASS_AT = MetricSpec(
     name="pass@k",
     label="pass@k",
-    description="unbiased pass@k (Chen et al. 2021) per task, averaged over tasks; summary key pass@<k>",
+    description="unbiased pass@k (Chen et al. 2021) per task, averaged over tasks; summary key `pass@<k>`",
     numerator="per-task pass@k",
     denominator="tasks",
 )
@@ -255,8 +255,8 @@ BON_FIELDS: tuple[MetricSpec, ...] = (
         name="accumulate_acc",
         label="accumulate",
         description=(
-            "hidden-test cells the picked programs pass: pooled over tasks under --protocol cure, "
-            "a mean of per-task shares under chat"
+            "hidden-test cells the picked programs pass: pooled over tasks under `--protocol cure`, "
+            "a mean of per-task shares under `chat`"
         ),
         numerator="hidden tests passed by the picked programs",
         denominator="hidden tests of the picked programs (cure) / tasks (chat)",
