@@ -21,7 +21,7 @@ from tests.test_metrics_protocol import ALL, CELLS
 def captured(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     seen: dict[str, Any] = {}
 
-    def fake_run_bench(config: Any, progress: Any = None) -> BenchResult:
+    def fake_run_bench(config: Any, progress: Any = None, **_: Any) -> BenchResult:
         seen["config"] = config
         summary = {"run": {}, "metrics": {"code_acc": 0.5}, "counts": {}}
         return BenchResult(run_dir=Path("x"), summary=summary, tables=[], records=[])
