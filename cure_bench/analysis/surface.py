@@ -14,7 +14,9 @@ samples would get on average:
 Within one drawn subset the programs keep their original relative order, so ``cure_first`` still means
 "first index among ties" and differs from ``cure_tie_aware`` only through sample order. The prefix-slice
 numbers are kept beside the expectations (``prefix``), labelled as such. Tasks with fewer programs or tests
-than a cell asks for use all they have (the clipping the metrics apply).
+than a cell asks for use all they have (the clipping the metrics apply). The analysis hands in the tasks the
+run's protocol scores (under ``cure``, those with a parsable generated test); ``accumulate_acc`` here is a mean
+of per-task shares, like every surface value, while summary.json pools it under ``cure``.
 """
 
 from __future__ import annotations
