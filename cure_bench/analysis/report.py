@@ -258,7 +258,8 @@ def _method_notes(report: Report) -> str:
     return f"""## How these numbers are made
 
 Metrics are pooled over tasks as in the CURE paper (a ratio of summed counts, not a mean of per-task ratios;
-pass@k and BoN are means over tasks):
+pass@k and BoN acc are means over tasks; BoN accumulate is pooled over the picked programs' hidden tests under
+`--protocol cure` and a mean of per-task shares under `chat`):
 
 {metrics}
 
