@@ -63,3 +63,9 @@ def test_table_says_in_one_line_how_many_tasks_the_protocol_left_out() -> None:
     chat = compute_metrics(ALL, bon=CELLS, protocol="chat")
     assert dropped_line({"run": {"protocol": "chat"}, **chat.to_json()}) is None
     assert "left out" not in _render({"run": {}, **chat.to_json()})
+
+
+def test_table_formats_each_metric_as_the_catalogue_says() -> None:
+    summary = {"run": {}, "metrics": {"code_acc": 0.123456, "mean_code_response_tokens": 812.25}, "counts": {}}
+    text = _render(summary)
+    assert "0.1235" in text and "812.2" in text and "812.2500" not in text

@@ -9,11 +9,11 @@ from rich.table import Table
 from cure_bench.scoring import catalogue
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: Any, fmt: catalogue.Format = catalogue.Format.RATIO) -> str:
     if value is None:
         return "n/a"
     if isinstance(value, float):
-        return f"{value:.4f}"
+        return f"{value:.1f}" if fmt is catalogue.Format.TOKENS else f"{value:.4f}"
     return str(value)
 
 
@@ -50,5 +50,5 @@ def metrics_table(summary: dict[str, Any]) -> Table:
         table.add_row(f"BoN {nxm} acc / accumulate", f"{_fmt(values.get(acc))} / {_fmt(values.get(accumulate))}")
     for spec in catalogue.RESPONSE_LENGTHS:
         if spec.name in metrics:
-            table.add_row(spec.label, _fmt(metrics[spec.name]))
+            table.add_row(spec.label, _fmt(metrics[spec.name], spec.fmt))
     return table
