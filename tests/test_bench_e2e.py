@@ -76,7 +76,7 @@ def test_bench_metrics_equal_hand_computed_and_rerun_asks_nothing(tmp_path, fake
     assert again.exit_code == 0, again.output
     assert srv.requests_total == before  # everything came from the cache
     assert json.loads((out / "summary.json").read_text())["metrics"] == summary["metrics"]
-    assert summary["run"]["protocol"] == "cure" and summary["counts"]["dropped_tasks"] == 0
+    assert summary["run"]["protocol"]["name"] == "cure" and summary["counts"]["dropped_tasks"] == 0
 
     # the same answers under --protocol chat give today's numbers (BoN accumulate averaged per task)
     chat_srv = fake_openai(responder=ScriptedResponder(), api_key=KEY)
@@ -84,7 +84,7 @@ def test_bench_metrics_equal_hand_computed_and_rerun_asks_nothing(tmp_path, fake
     assert chat.exit_code == 0, chat.output
     chat_summary = json.loads((tmp_path / "chat" / "summary.json").read_text())
     assert_expected_metrics(chat_summary["metrics"], EXPECTED_CHAT)
-    assert chat_summary["run"]["protocol"] == "chat" and "dropped_tasks" not in chat_summary["counts"]
+    assert chat_summary["run"]["protocol"]["name"] == "chat" and "dropped_tasks" not in chat_summary["counts"]
 
 
 def test_single_mode_generates_no_tests(tmp_path, fake_openai):

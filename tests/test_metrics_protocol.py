@@ -152,12 +152,13 @@ def test_protocol_is_validated_naming_the_flag() -> None:
     with pytest.raises(ConfigError, match=r"--protocol must be one of cure, chat \(got 'paper'\)"):
         compute_metrics(ALL, protocol="paper")
     with pytest.raises(ConfigError, match="--protocol"):
-        BenchConfig(dataset="sample", coder=ModelConfig(model="m"), protocol="CURE")
+        BenchConfig(dataset="sample", coder=ModelConfig(model="m"), protocol="paper")
     assert BenchConfig(dataset="sample", coder=ModelConfig(model="m")).protocol == "cure"
 
 
 def test_runs_scored_before_protocols_existed_read_as_chat() -> None:
     assert protocol_of({}) == "chat"
     assert protocol_of({"protocol": "cure"}) == "cure"
+    assert protocol_of({"protocol": {"name": "chat", "coder": {}}}) == "chat"  # the manifest's record
     with pytest.raises(ConfigError, match="--protocol"):
         protocol_of({"protocol": "bogus"})

@@ -54,9 +54,10 @@ def _render(summary: dict[str, Any]) -> str:
 
 def test_table_says_in_one_line_how_many_tasks_the_protocol_left_out() -> None:
     result = compute_metrics(ALL, bon=CELLS, protocol="cure")
-    summary = {"run": {"protocol": "cure"}, **result.to_json()}
+    summary = {"run": {"protocol": {"name": "cure"}}, **result.to_json()}
     line = dropped_line(summary)
     assert line is not None and "1 of 5 tasks" in line and "metrics.all_tasks" in line
+    assert line.startswith("protocol cure:")
     text = _render(summary)
     assert line in text.replace("\n", " ") or "1 of 5 tasks" in text
     assert "code accuracy" in text and "BoN 2x2 acc / accumulate" in text

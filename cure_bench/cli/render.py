@@ -7,6 +7,7 @@ from typing import Any
 from rich.table import Table
 
 from cure_bench.scoring import catalogue
+from cure_bench.scoring.metrics import protocol_of
 
 
 def _fmt(value: Any, fmt: catalogue.Format = catalogue.Format.RATIO) -> str:
@@ -23,7 +24,8 @@ def dropped_line(summary: dict[str, Any]) -> str | None:
     dropped = int(counts.get("dropped_tasks") or 0)
     if not dropped:
         return None
-    protocol = (summary.get("run") or {}).get("protocol", "cure")
+    run = summary.get("run") or {}
+    protocol = protocol_of(run) if run.get("protocol") else "cure"  # only cure drops tasks
     return (
         f"protocol {protocol}: {dropped} of {counts.get('n_tasks', '?')} tasks had no parsable generated test and "
         f"are left out of every metric, as upstream does (all-task numbers: metrics.{catalogue.ALL_TASKS_KEY})"
