@@ -229,4 +229,5 @@ async def _get_reward(runtime: Runtime, body: Any, answer_format: str) -> Any:
 
 def metrics_of(app: Any) -> Registry:
     """The metrics registry of an app made by ``create_app`` (for tests and embedding)."""
-    return app.state.runtime.metrics
+    registry: Registry = app.state.runtime.metrics
+    return registry
