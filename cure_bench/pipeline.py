@@ -301,6 +301,8 @@ def _generate(
         tests = _run_generator(opened["tester"][0], cache, tester_prompts, progress)
         return code, tests, {"coder": opened["coder"][1], "tester": opened["tester"][1]}
     finally:
+        for generator, role_info in opened.values():
+            role_info.update(generator.describe())  # what generation learned (e.g. the n-mode after a fallback)
         cache.close()
 
 

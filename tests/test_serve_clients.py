@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from cure_bench.serve import client as cure_client
+from cure_bench.serve import transport
 from cure_bench.serve.client import compute_score, compute_score_batch, make_trl_reward_func
 from cure_bench.serve.errors import RewardServerError
 from tests.test_serve_live import ADD, AUTH, DOUBLE, PRINT3, TOKEN, live, post, sandbox, tester
@@ -26,7 +27,7 @@ def _fresh_clients(monkeypatch: pytest.MonkeyPatch) -> None:
     """No environment leaking in, and no pooled client from another test's server."""
     monkeypatch.delenv(cure_client.URL_ENV, raising=False)
     monkeypatch.delenv(cure_client.TOKEN_ENV, raising=False)
-    monkeypatch.setattr(cure_client, "_clients", {})
+    monkeypatch.setattr(transport, "_clients", {})
 
 
 # ------------------------------------------------------------------------------------------ verl

@@ -9,18 +9,18 @@ import pytest
 
 from cure_bench.errors import ConfigError
 from cure_bench.serve import ServeConfig
-from cure_bench.serve.client import _message_text, make_item, resolve_url
 from cure_bench.serve.prometheus import Registry
 from cure_bench.serve.reward_rules import (
     ExtractMode,
     RewardMode,
     parse_label,
     program_from,
-    response_of,
     score_row,
     select_index,
 )
 from cure_bench.serve.store import TestSet, TestStore, cache_key, normalise_problem
+from cure_bench.serve.transport import make_item, resolve_url
+from cure_bench.serve.trl_reward import message_text as _message_text
 from cure_bench.types import TestCase, Verdict
 
 A, W, T = Verdict.ACCEPTED, Verdict.WRONG_ANSWER, Verdict.TIME_LIMIT
@@ -60,12 +60,6 @@ def test_program_from_each_mode() -> None:
         program_from("<think>```python\nprint(0)\n```</think>no final code", None, ExtractMode.LAST_PYTHON_BLOCK)
         is None
     )
-
-
-def test_response_of_strips_the_prompt_prefix_only() -> None:
-    assert response_of("PROMPT answer", "PROMPT ") == "answer"
-    assert response_of("re-tokenised answer", "PROMPT ") == "re-tokenised answer"
-    assert response_of("answer", "") == "answer"
 
 
 def test_parse_label_forms() -> None:

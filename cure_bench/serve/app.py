@@ -16,20 +16,21 @@ from typing import Any
 
 from cure_bench.errors import CureError, MissingExtraError, SandboxError
 from cure_bench.serve.config import ServeConfig
-from cure_bench.serve.errors import ServeError
+from cure_bench.serve.errors import BadRequestError, ServeError
 from cure_bench.serve.middleware import BodyLimitMiddleware, MetricsMiddleware
 from cure_bench.serve.models import (
     GetRewardRequest,
-    GetRewardResponse,
     ScoreRequest,
     ScoreResponse,
     SelectRequest,
     SelectResponse,
+    SlimeRewardRequest,
     TestsRequest,
     TestsResponse,
 )
 from cure_bench.serve.prometheus import Registry, server_registry
 from cure_bench.serve.readiness import ReadinessProbe
+from cure_bench.serve.run_code import RunCodeRequest, RunCodeResponse
 from cure_bench.serve.runtime import Runtime
 from cure_bench.types import Generator
 
@@ -161,16 +162,72 @@ def _add_routes(app: Any, fastapi: Any, runtime: Runtime, probe: ReadinessProbe,
 
     @protected.post(
         "/get_reward",
-        response_model=GetRewardResponse,
-        tags=["openrlhf"],
-        summary="OpenRLHF remote reward model (--remote_rm_url http://host:port/get_reward).",
+        tags=["openrlhf", "slime"],
+        summary="OpenRLHF's remote reward model, or slime's remote_rm (one sample).",
+        description=GET_REWARD_DOC,
+        responses={200: {"description": "OpenRLHF: {rewards, scores, extra_logs}; slime: a number (or a dict)."}},
     )
-    async def get_reward(body: GetRewardRequest) -> GetRewardResponse:
-        return await runtime.service.get_reward(body)
+    async def get_reward(
+        body: Any = fastapi.Body(openapi_examples=GET_REWARD_EXAMPLES),  # noqa: B008
+        answer_format: str = fastapi.Query("", alias="format", description="slime: 'number' or 'dict'"),
+    ) -> Any:
+        return await _get_reward(runtime, body, answer_format)
+
+    @protected.post(
+        "/run_code",
+        response_model=RunCodeResponse,
+        tags=["sandbox"],
+        summary="SandboxFusion's /run_code for Python: run one program, no comparison.",
+    )
+    async def run_code(body: RunCodeRequest) -> RunCodeResponse:
+        return await runtime.service.run_code(body)
 
     app.include_router(protected)
 
 
+GET_REWARD_DOC = (
+    "Two callers share this path. **OpenRLHF** sends `{query: [...], prompts: [...], labels: [...]}` and gets "
+    "`{rewards, scores, extra_logs}`; the response is found in each query even when OpenRLHF cut the prompt; "
+    "empty lists get empty lists. **slime** (`--rm-type remote_rm`) sends one sample `{prompt, response, label}` "
+    "and gets the reward as a bare number; with `?format=dict` a dict (`reward`, `pass_rate`, `passed`, "
+    "`num_tests`, `extract_ok`, `error`) for `--reward-key reward`."
+)
+GET_REWARD_EXAMPLES = {
+    "openrlhf": {
+        "summary": "OpenRLHF batch",
+        "value": {"query": ["<prompt>```python\nprint(3)\n```"], "prompts": ["<prompt>"], "labels": ["Print 3."]},
+    },
+    "slime": {
+        "summary": "slime sample",
+        "value": {"prompt": "Print 3.", "response": "```python\nprint(3)\n```", "label": "Print 3."},
+    },
+}
+
+
+async def _get_reward(runtime: Runtime, body: Any, answer_format: str) -> Any:
+    """Tell OpenRLHF's body from slime's by their keys, validate it as that one, and answer in its shape."""
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from pydantic import ValidationError
+
+    if answer_format not in ("", "number", "dict"):
+        raise BadRequestError(f"format={answer_format!r}: use 'number' (the default) or 'dict'")
+    if not isinstance(body, dict) or not ({"query", "response"} & body.keys()):
+        raise BadRequestError(
+            "a /get_reward body is OpenRLHF's {'query': [...], 'prompts': [...], 'labels': [...]} or slime's "
+            "{'prompt': ..., 'response': '...', 'label': ...}"
+        )
+    try:
+        if "query" in body:
+            return await runtime.service.get_reward(GetRewardRequest.model_validate(body))
+        detail = await runtime.service.slime_reward(SlimeRewardRequest.model_validate(body))
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_context=False)
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
+    return JSONResponse(detail.model_dump() if answer_format == "dict" else detail.reward)
+
+
 def metrics_of(app: Any) -> Registry:
     """The metrics registry of an app made by ``create_app`` (for tests and embedding)."""
-    return app.state.runtime.metrics
+    registry: Registry = app.state.runtime.metrics
+    return registry

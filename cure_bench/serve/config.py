@@ -44,6 +44,7 @@ class ServeConfig:
     time_limit_s: float = field(default=1.0, metadata={"help": "default CPU seconds per execution"})
     memory_limit_mb: int = field(default=2048, metadata={"help": "memory per execution"})
     max_body_bytes: int = field(default=16 * 1024 * 1024, metadata={"help": "larger request bodies get a 413"})
+    max_code_bytes: int = field(default=1024 * 1024, metadata={"help": "largest program run (/run_code: 413)"})
     max_items: int = field(default=4096, metadata={"help": "most items (or candidates) in one request"})
     max_num_tests: int = field(default=256, metadata={"help": "largest num_tests a client may ask for"})
     exec_concurrency: int = field(default=4, metadata={"help": "sandbox batches running at once"})
@@ -69,6 +70,7 @@ class ServeConfig:
             "--k-case": self.k_case,
             "max_num_tests": self.max_num_tests,
             "max_items": self.max_items,
+            "max_code_bytes": self.max_code_bytes,
             "max_body_bytes": self.max_body_bytes,
             "exec_concurrency": self.exec_concurrency,
             "generation_batch": self.generation_batch,

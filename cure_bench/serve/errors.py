@@ -3,6 +3,7 @@
 CureError
 └── ServeError                 a request the server cannot fulfil; ``status_code`` is its HTTP answer
     ├── BadRequestError        422: an item names neither a problem nor a known field, a bad label...
+    ├── PayloadTooLargeError   413: a program above the server's max_code_bytes (/run_code)
     ├── UnknownTaskError       404: a ``task_id`` that no /v1/tests call (and no cache) knows
     ├── TaskConflictError      409: a ``task_id`` already bound to another problem
     └── TesterUnavailableError 503: the tester failed or did not answer within --request-timeout
@@ -27,6 +28,12 @@ class BadRequestError(ServeError):
     """The body is well-formed JSON of the right types, but its content cannot be scored."""
 
     status_code = 422
+
+
+class PayloadTooLargeError(ServeError):
+    """A program larger than the server runs (``max_code_bytes``)."""
+
+    status_code = 413
 
 
 class UnknownTaskError(ServeError):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from cure_bench.sandbox import Sandbox, TableSpec, build_tables
 from cure_bench.serve.prometheus import Registry
-from cure_bench.types import TestCase, Verdict
+from cure_bench.types import ExecJob, ExecResult, TestCase, Verdict
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,15 @@ class ExecutionService:
         rows = [table.generated for table in tables]
         self._count(rows)
         return rows
+
+    async def run_one(self, job: ExecJob) -> ExecResult:
+        """One raw execution (for /run_code), under the same slots as the judged batches."""
+        async with self._slots:
+            started = time.monotonic()
+            results = await asyncio.to_thread(self.sandbox.run, [job])
+            self.metrics.observe("cure_serve_execution_seconds", time.monotonic() - started)
+        self.metrics.inc("cure_serve_run_code_total", status=results[0].status.value)
+        return results[0]
 
     def _count(self, rows: list[list[list[Verdict]]]) -> None:
         counts: dict[Verdict, int] = {}

@@ -127,14 +127,18 @@ class SelectResponse(BaseModel):
 
 
 class GetRewardRequest(BaseModel):
-    """OpenRLHF's remote reward-model body; extra keys it may send (datasources...) are ignored."""
+    """OpenRLHF's remote reward-model body; extra keys it may send (datasources...) are ignored.
+
+    Empty lists are a valid request: with several comma-separated reward URLs OpenRLHF shards a batch of one
+    query over them, so every server but the first gets ``{"query": [], "prompts": [], "labels": []}``.
+    """
 
     model_config = ConfigDict(extra="ignore")
 
-    query: list[str] = Field(min_length=1, description="Prompt + response, as OpenRLHF sends them.")
-    prompts: list[str] | None = Field(default=None, description="Prompt of each query (stripped from it).")
-    labels: list[str | dict[str, Any] | None] = Field(
-        description="Problem text, or a JSON object with 'problem' and/or 'task_id', per query."
+    query: list[str] = Field(description="Prompt + response as OpenRLHF decodes them (the prompt may be cut).")
+    prompts: list[str] | None = Field(default=None, description="Prompt of each query (found and stripped).")
+    labels: list[Any] = Field(
+        default_factory=list, description="Problem text, or a JSON object with 'problem' and/or 'task_id', per query."
     )
     options: ScoreOptions = Field(default_factory=ScoreOptions)
 
@@ -152,3 +156,28 @@ class GetRewardResponse(BaseModel):
     rewards: list[float]
     scores: list[float]
     extra_logs: dict[str, list[float]]
+
+
+class SlimeRewardRequest(_Strict):
+    """slime's ``remote_rm`` body (one sample): ``{"prompt", "response", "label"}``.
+
+    ``label`` names the problem (text or JSON with problem/task_id); without one the prompt does (a string, or
+    its last user message). ``metadata`` is accepted for custom senders and may hold problem/task_id too.
+    """
+
+    prompt: str | list[dict[str, Any]] = Field(description="slime's sample.prompt: text or chat messages.")
+    response: str = Field(description="slime's sample.response: the completion (no prompt in it).")
+    label: str | dict[str, Any] | None = Field(default=None, description="Problem text or JSON {problem|task_id}.")
+    metadata: dict[str, Any] | None = Field(default=None, description="Optional; may give problem/task_id.")
+    options: ScoreOptions = Field(default_factory=ScoreOptions)
+
+
+class SlimeRewardDetail(BaseModel):
+    """The dict answer (``/get_reward?format=dict``), for slime's ``--reward-key reward``."""
+
+    reward: float
+    pass_rate: float
+    passed: int
+    num_tests: int
+    extract_ok: bool
+    error: str | None = None

@@ -14,14 +14,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from cure_bench.serve.client import _shared_client
+from cure_bench.serve.transport import shared_client
 
 
-def reward_func(queries: Sequence[str], prompts: Sequence[str], labels: Sequence[Any], **kwargs: Any) -> dict:
+def reward_func(queries: Sequence[str], prompts: Sequence[str], labels: Sequence[Any], **kwargs: Any) -> dict[str, Any]:
     """OpenRLHF's reward-function signature; labels are problem texts or JSON {problem|task_id}."""
     import torch
 
-    client = _shared_client(kwargs.get("url"), kwargs.get("token"), kwargs.get("timeout", 600.0))
+    client = shared_client(kwargs.get("url"), kwargs.get("token"), kwargs.get("timeout", 600.0))
     body = {"query": list(queries), "prompts": list(prompts), "labels": list(labels)}
     data = client.post("/get_reward", body)
     return {

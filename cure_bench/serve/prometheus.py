@@ -126,4 +126,5 @@ def server_registry() -> Registry:
     reg.describe("cure_serve_execution_timeouts_total", "counter", "Executions that hit the time limit.")
     reg.describe("cure_serve_execution_seconds", "histogram", "Seconds per sandbox batch.")
     reg.describe("cure_serve_items_scored_total", "counter", "Completions scored (score, select, get_reward).")
+    reg.describe("cure_serve_run_code_total", "counter", "/run_code executions, by sandbox status.")
     return reg

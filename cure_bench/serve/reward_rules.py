@@ -6,7 +6,7 @@ No I/O here, so each rule is tested on plain values and reads the same in the se
   ``all_pass`` = 1 when every test passes (and there is at least one), else 0.
 - Best-of-N picks through the ranker registry (``cure_bench.scoring.rankers``); the default is CURE's rule,
   the candidate passing the most tests, the first index on ties.
-- OpenRLHF sends ``query`` = prompt + response; the response is the query minus the prompt prefix.
+- OpenRLHF sends ``query`` = prompt + response; ``query_split`` finds the response in it.
 - A label is the problem text, or a JSON object with ``problem`` and/or ``task_id``.
 """
 
@@ -78,22 +78,29 @@ def select_index(rows: Sequence[Sequence[Verdict]], ranker: str = PAPER_RANKER) 
     return pick(TaskArrays.from_passes("select", passes), ranker)
 
 
-def response_of(query: str, prompt: str) -> str:
-    """OpenRLHF's ``query`` is prompt + response: strip the prompt prefix (the query as is if it does not
-    start with the prompt, e.g. when the trainer re-tokenised it)."""
-    if prompt and query.startswith(prompt):
-        return query[len(prompt) :]
-    return query
+def prompt_text(prompt: object) -> str | None:
+    """The problem a prompt states, for callers that send no label: a string as is, or the content of the last
+    user message of a conversation (slime's ``prompt`` is either)."""
+    if isinstance(prompt, str):
+        return prompt if prompt.strip() else None
+    if isinstance(prompt, list):
+        for message in reversed(prompt):
+            if isinstance(message, dict) and message.get("role") == "user":
+                content = message.get("content")
+                if isinstance(content, list):  # multimodal parts: keep the text ones
+                    content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+                return content if isinstance(content, str) and content.strip() else None
+    return None
 
 
-def parse_label(label: str | dict[str, object] | None) -> tuple[str | None, str | None]:
+def parse_label(label: object) -> tuple[str | None, str | None]:
     """(problem, task_id) from an OpenRLHF label or a verl ground_truth.
 
     A JSON object (as a string or already decoded) gives its ``problem`` and ``task_id`` fields; any other
     non-empty string is the problem text itself.
     """
-    if label is None:
-        return None, None
+    if not isinstance(label, str | dict):
+        return None, None  # None, or a JSON value (number, list) that names no problem
     data: object = label
     if isinstance(label, str):
         text = label.strip()

@@ -8,11 +8,12 @@ event loop: tester calls and executions run in threads (see ``tester`` and ``exe
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cure_bench.serve.config import ServeConfig
-from cure_bench.serve.errors import BadRequestError
+from cure_bench.serve.errors import BadRequestError, PayloadTooLargeError
 from cure_bench.serve.execution import ExecutionService, JudgeRequest
 from cure_bench.serve.models import (
     GetRewardRequest,
@@ -22,15 +23,21 @@ from cure_bench.serve.models import (
     ScoreResult,
     SelectRequest,
     SelectResponse,
+    SlimeRewardDetail,
+    SlimeRewardRequest,
     TestOut,
     TestsRequest,
     TestsResponse,
 )
 from cure_bench.serve.prometheus import Registry
-from cure_bench.serve.reward_rules import ExtractMode, parse_label, program_from, response_of, score_row, select_index
+from cure_bench.serve.query_split import split_response
+from cure_bench.serve.reward_rules import ExtractMode, parse_label, program_from, prompt_text, score_row, select_index
+from cure_bench.serve.run_code import RunCodeRequest, RunCodeResponse, run_code_response
 from cure_bench.serve.store import TestSet
 from cure_bench.serve.tester import TesterService
-from cure_bench.types import Verdict
+from cure_bench.types import ExecJob, Verdict
+
+log = logging.getLogger(__name__)
 
 NO_TESTS = "the tester produced no usable test for this problem (reward 0)"
 
@@ -75,17 +82,18 @@ class RewardService:
         """Results and the verdict rows behind them."""
         self._check_size(len(items), "items")
         test_sets = await self._test_sets(items)
-        prepared = [
-            _Prepared(test_sets[i], program_from(item.completion, item.code, options.extract))
-            for i, item in enumerate(items)
-        ]
+        programs = [program_from(item.completion, item.code, options.extract) for item in items]
+        too_big = {i for i, p in enumerate(programs) if p is not None and len(p) > self.config.max_code_bytes}
+        prepared = [_Prepared(test_sets[i], None if i in too_big else p) for i, p in enumerate(programs)]
         rows = await self._judge(prepared, options)
         self.metrics.inc("cure_serve_items_scored_total", len(items))
         results = []
-        for item, prep, row in zip(items, prepared, rows, strict=True):
+        for i, (item, prep, row) in enumerate(zip(items, prepared, rows, strict=True)):
             score = score_row(row, options.reward)
             error = None
-            if prep.program is None:
+            if i in too_big:
+                error = f"the program is above this server's max_code_bytes {self.config.max_code_bytes} (reward 0)"
+            elif prep.program is None:
                 error = _no_program_message(item, options.extract)
             elif not prep.test_set.tests:
                 error = NO_TESTS
@@ -122,21 +130,29 @@ class RewardService:
         )
 
     async def get_reward(self, request: GetRewardRequest) -> GetRewardResponse:
-        """OpenRLHF's remote reward model: response = query minus prompt; label = problem or JSON."""
-        items = []
+        """OpenRLHF's remote reward model: the response is found in the query (``query_split``); never the
+        prompt text. A query whose response cannot be found gets reward 0 and says so in ``extra_logs``."""
+        if not request.query:  # an empty shard of a batch split over several reward URLs
+            return GetRewardResponse(
+                rewards=[], scores=[], extra_logs={"pass_rate": [], "extract_ok": [], "num_tests": []}
+            )
+        items, unfound = [], []
         for i, query in enumerate(request.query):
-            prompt = request.prompts[i] if request.prompts is not None else ""
             problem, task_id = parse_label(request.labels[i])
             if problem is None and task_id is None:
                 raise BadRequestError(
                     f"labels[{i}] gives no problem: send the problem text, or a JSON object with 'problem' or "
-                    "'task_id' (OpenRLHF: --label_key naming a dataset column that holds it)"
+                    "'task_id' (OpenRLHF: --data.label_key naming a dataset column that holds it)"
                 )
-            items.append(ScoreItem(problem=problem, task_id=task_id, completion=response_of(query, prompt)))
+            response = split_response(query, request.prompts[i] if request.prompts is not None else None)
+            if response is None:
+                unfound.append(i)
+            items.append(ScoreItem(problem=problem, task_id=task_id, completion=response or ""))
         results = await self.score(items, request.options)
-        rewards = [r.reward for r in results]
+        if unfound:
+            log.warning("get_reward: no response found in %d of %d queries (reward 0)", len(unfound), len(items))
         return GetRewardResponse(
-            rewards=rewards,
+            rewards=[r.reward for r in results],
             scores=[r.pass_rate for r in results],
             extra_logs={
                 "pass_rate": [r.pass_rate for r in results],
@@ -144,6 +160,43 @@ class RewardService:
                 "num_tests": [float(r.total) for r in results],
             },
         )
+
+    async def slime_reward(self, request: SlimeRewardRequest) -> SlimeRewardDetail:
+        """slime's ``remote_rm``: one sample; the label (else metadata, else the prompt) names the problem."""
+        problem, task_id = parse_label(request.label)
+        if problem is None and task_id is None and request.metadata:
+            problem, task_id = parse_label({k: v for k, v in request.metadata.items() if k in ("problem", "task_id")})
+        if problem is None and task_id is None:
+            problem = prompt_text(request.prompt)
+        if problem is None and task_id is None:
+            raise BadRequestError(
+                "the sample names no problem: set its label to the problem text (or JSON with 'problem' or "
+                "'task_id'), or send a prompt with a user message"
+            )
+        item = ScoreItem(problem=problem, task_id=task_id, completion=request.response)
+        result = (await self.score([item], request.options))[0]
+        return SlimeRewardDetail(
+            reward=result.reward,
+            pass_rate=result.pass_rate,
+            passed=result.passed,
+            num_tests=result.total,
+            extract_ok=result.extract_ok,
+            error=result.error,
+        )
+
+    async def run_code(self, request: RunCodeRequest) -> RunCodeResponse:
+        """SandboxFusion's ``/run_code`` for Python: one execution, no comparison (see ``run_code``)."""
+        size = len(request.code.encode("utf-8"))
+        if size > self.config.max_code_bytes:
+            raise PayloadTooLargeError(
+                f"code is {size} bytes; this server runs programs of at most {self.config.max_code_bytes} bytes "
+                "(max_code_bytes)"
+            )
+        memory = self.config.memory_limit_mb
+        if request.memory_limit_MB != -1:
+            memory = min(memory, request.memory_limit_MB)
+        job = ExecJob(request.code, request.stdin or "", time_limit_s=request.run_timeout, memory_limit_mb=memory)
+        return run_code_response(await self.execution.run_one(job))
 
     def _check_size(self, n: int, what: str) -> None:
         if n > self.config.max_items:

@@ -46,7 +46,8 @@ Fault injection:
 * ``reject_n=True``: a 400 whose message mentions ``n`` for any request with ``n > 1`` (like servers
   that only do one choice). ``max_n=C``: silently return at most C choices.
 * ``reject``: ``callable(request_body) -> (status, message) | None``, checked after auth/faults/model,
-  for any other refusal (e.g. a 400 "use max_completion_tokens instead of max_tokens").
+  for any other refusal (e.g. a 400 "use max_completion_tokens instead of max_tokens"); a dict message is
+  the whole error body (e.g. FastAPI's ``{"detail": ...}``, as ``transformers serve`` answers).
 * ``latency``: seconds to sleep before answering (float, or ``callable(request_body) -> float``).
 * ``api_key``: require ``Authorization: Bearer <api_key>``; anything else gets a 401.
 * ``models``: when given, ``GET /v1/models`` lists them and an unknown model gets a 404.
@@ -118,7 +119,7 @@ class FakeOpenAIServer:
         retry_after_s: float | None = 0.001,
         reject_n: bool = False,
         max_n: int | None = None,
-        reject: Callable[[dict[str, Any]], tuple[int, str] | None] | None = None,
+        reject: Callable[[dict[str, Any]], tuple[int, str | dict[str, Any]] | None] | None = None,
         latency: float | Callable[[dict[str, Any]], float] = 0.0,
         api_key: str | None = None,
         models: Sequence[str] | None = None,
@@ -317,8 +318,9 @@ class FakeOpenAIServer:
             msg = f"The model `{entry.model}` does not exist or you do not have access to it."
             return 404, _error(msg, "invalid_request_error", "model_not_found"), {}
         refusal = self.reject(body) if self.reject is not None else None
-        if refusal is not None:
-            return refusal[0], _error(refusal[1], "invalid_request_error", None), {}
+        if refusal is not None:  # a dict is sent as the whole body (e.g. FastAPI's {"detail": ...})
+            payload = refusal[1] if isinstance(refusal[1], dict) else _error(refusal[1], "invalid_request_error", None)
+            return refusal[0], payload, {}
         if self.reject_n and entry.n > 1:
             msg = "n must be 1: this server does not support n > 1 ('n' parameter)"
             return 400, _error(msg, "invalid_request_error", None, param="n"), {}

@@ -70,6 +70,7 @@ class ClientSide:
         self.n_cap: int | None = None  # largest n the server honoured, once it capped one
         self.token_param = "max_tokens"
         self.server_seen = False  # has the server answered anything yet (see _create)
+        self.identical_prompts = 0  # prompts whose k samples (temperature > 0) were all byte-identical
         self.stopping = False
         self._stop_event: asyncio.Event | None = None
         self._client: Any = None
@@ -155,6 +156,32 @@ class ClientSide:
                 raise task.exception()  # type: ignore[misc]
 
     async def _serve(self, req: GenerationRequest, emit: Emit) -> None:
+        texts: list[str] = []
+
+        def emit_and_keep(item: tuple[GenerationRequest, int, Completion]) -> None:
+            texts.append(item[2].text)
+            emit(item)
+
+        await self._serve_all(req, emit_and_keep)
+        self._check_diversity(req, texts)
+
+    def _check_diversity(self, req: GenerationRequest, texts: list[str]) -> None:
+        """Warn (once per run) when every sample of a prompt came back byte-identical at temperature > 0: the
+        server likely ignores temperature or seed, or caches answers, and k samples are worth one."""
+        if len(texts) < 2 or req.params.temperature <= 0 or len(set(texts)) > 1:
+            return
+        self.identical_prompts += 1
+        if self.identical_prompts == 1:
+            log.warning(
+                "the server at %s returned %d byte-identical samples for one prompt at temperature %g: it may "
+                "ignore temperature/seed or cache answers, so the k samples are worth one (counted in the manifest "
+                "as identical_sample_prompts)",
+                self.settings.base_url,
+                len(texts),
+                req.params.temperature,
+            )
+
+    async def _serve_all(self, req: GenerationRequest, emit: Emit) -> None:
         remaining = list(req.sample_indices)
         try:
             while remaining and self.n_mode:
@@ -371,16 +398,45 @@ def completions_from(response: Any, asked: int) -> list[Completion]:
 
 
 def error_message(exc: Any) -> str:
-    """The server's error message on one line (the JSON body's error.message when there is one)."""
+    """The server's error message on one line: OpenAI's ``error.message``, or FastAPI's ``detail`` (a string, or
+    a list of validation errors, as ``transformers serve`` and other FastAPI servers answer)."""
     body = getattr(exc, "body", None)
     message = None
     if isinstance(body, dict):
         inner = body.get("error", body)
-        message = inner.get("message") if isinstance(inner, dict) else None
+        message = inner.get("message") if isinstance(inner, dict) else inner if isinstance(inner, str) else None
+        if not message and "detail" in body:
+            message = _detail_text(body["detail"])
     return " ".join(str(message or getattr(exc, "message", None) or exc).split())
 
 
+def _detail_text(detail: Any) -> str | None:
+    """FastAPI's ``detail``: a string, a list of ``{"loc", "msg"}`` errors, or an object with a message."""
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, dict):
+        return str(detail.get("message") or detail.get("msg") or detail)
+    if isinstance(detail, list):
+        parts = []
+        for entry in detail[:5]:
+            if isinstance(entry, dict):
+                loc = ".".join(str(p) for p in entry.get("loc", ()) if p != "body")
+                parts.append(f"{loc}: {entry.get('msg', '')}" if loc else str(entry.get("msg", entry)))
+            else:
+                parts.append(str(entry))
+        return "; ".join(parts) or None
+    return None if detail is None else str(detail)
+
+
 def _body_param(exc: Any) -> str | None:
+    """The request field the server blamed: OpenAI's ``error.param``, or the last ``loc`` of a FastAPI
+    validation error (``{"detail": [{"loc": ["body", "n"], ...}]}``) when it is the only one."""
     body = getattr(exc, "body", None)
     inner = body.get("error", body) if isinstance(body, dict) else None
-    return inner.get("param") if isinstance(inner, dict) else None
+    if isinstance(inner, dict) and inner.get("param"):
+        return str(inner["param"])
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if isinstance(detail, list) and len(detail) == 1 and isinstance(detail[0], dict):
+        loc = detail[0].get("loc") or ()
+        return str(loc[-1]) if loc else None
+    return None

@@ -175,7 +175,8 @@ class OpenAIGenerator:
             raise translated from exc
 
     def describe(self) -> dict[str, Any]:
-        """Manifest entry: no API key, and the n-mode the server turned out to support."""
+        """Manifest entry: no API key, and the n-mode the server turned out to support (ask again after
+        ``generate``: a fallback from ``n`` happens during it)."""
         import openai
 
         side = self._side
@@ -193,6 +194,8 @@ class OpenAIGenerator:
             "max_retries": self._settings.max_retries,
             "openai_version": openai.__version__,
         }
+        if side.identical_prompts:
+            out["identical_sample_prompts"] = side.identical_prompts
         if self._settings.rpm_window_s != 60.0:
             out["rate_window_s"] = self._settings.rpm_window_s
         return out
