@@ -77,7 +77,8 @@ class WorkerProcess:
             "max_output_bytes": max_output_bytes,
             "nproc": NPROC_PER_EXECUTION,
             "workroot": spec.workroot,
-            "cover": list(spec.cover),
+            "view": [list(op) for op in spec.view],
+            "site": spec.site,
             "portable": spec.portable,
         }
         self.log_path = log_path
@@ -134,7 +135,7 @@ class WorkerProcess:
         """A reply frame (see worker.send), with stdout and stderr_tail decoded."""
         deadline = time.monotonic() + timeout_s
         header_len, out_len, err_len = struct.unpack(">III", self._read_exact(12, deadline))
-        reply = json.loads(self._read_exact(header_len, deadline))
+        reply: dict[str, Any] = json.loads(self._read_exact(header_len, deadline))
         reply["stdout"] = self._read_exact(out_len, deadline).decode("utf-8", "replace")
         reply["stderr_tail"] = self._read_exact(err_len, deadline).decode("utf-8", "replace")
         return reply

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from cure_bench.errors import ConfigError, SandboxError
-from cure_bench.sandbox import isolation
+from cure_bench.sandbox import isolation, view
 from cure_bench.sandbox._driver import Batch, Driver, Item
 from cure_bench.sandbox._worker_proc import NPROC_PER_EXECUTION, WorkerDied, WorkerProcess
 from cure_bench.sandbox.cache import ENGINE_VERSION, ResultCache, default_cache_dir, job_key
@@ -32,10 +32,27 @@ from cure_bench.types import ExecJob, ExecResult
 logger = logging.getLogger("cure_bench.sandbox")
 
 ResultCallback = Callable[[int, ExecResult], None]
-_PROBE = (
-    "import json, os, socket\n"
-    "print(json.dumps({'uid': os.getuid(), 'ifaces': sorted(n for _, n in socket.if_nameindex())}))\n"
-)
+_PROBE = """
+import importlib.util, json, os, socket, sys
+seen = {}
+for path in json.loads(sys.stdin.read()):
+    try:
+        st = os.stat(path)
+    except OSError:
+        continue
+    try:
+        os.listdir(path) if os.path.isdir(path) else open(path, 'rb').close()
+        readable = True
+    except OSError:
+        readable = False
+    seen[path] = [st.st_dev, st.st_ino, readable]
+ifaces = sorted(n for _, n in socket.if_nameindex())
+toolkit = importlib.util.find_spec('cure_bench') is not None
+print(json.dumps({'uid': os.getuid(), 'ifaces': ifaces, 'seen': seen, 'toolkit': toolkit}))
+"""
+HIDING_LEVELS = ("bwrap", "unshare")
+"""Levels whose view is an allow-list: there every must-hide path is checked; at ``rlimits`` only the
+caller's explicit ``hide`` paths (they must at least be unreadable to the program uid)."""
 
 
 def default_workers() -> int:
@@ -60,6 +77,8 @@ class Sandbox:
         cache_dir: str | Path | None = None,
         use_cache: bool = True,
         max_output_bytes: int = 16 * 2**20,
+        packages: Sequence[str] = (),
+        hide: Sequence[str | Path] = (),
     ):
         if isolation not in ("auto", *isolation_levels()):
             raise ConfigError(
@@ -71,7 +90,10 @@ class Sandbox:
             raise ConfigError(f"max_output_bytes must be >= 1024, got {max_output_bytes}")
         self.workers = workers or default_workers()
         self.max_output_bytes = max_output_bytes
-        self._hide = [Path(cache_dir or default_cache_dir())] if use_cache else []
+        self.env = view.judge_env(packages)
+        self._explicit_hide = sorted({os.path.realpath(p) for p in hide})
+        cache_path = Path(cache_dir or default_cache_dir())
+        self._hide = view.must_hide([*hide, *([cache_path] if use_cache else [])])
         self._uids = UidBlock(self.workers) if drops_uid("rlimits") else None  # `isolation` is the argument here
         self._private_dir = Path(tempfile.mkdtemp(prefix="cure-sandbox-"))
         self._private_dir.chmod(0o711)  # workers' uids traverse into their own 0700 directories only
@@ -157,15 +179,16 @@ class Sandbox:
 
     def _spawn_here(self, level: str, slot: int) -> WorkerProcess:
         base = self._uids.base if self._uids is not None else isolation.UID_BASE
-        spec = isolation.worker_spec(level, slot, self._private_dir, self._hide, base)
+        spec = isolation.worker_spec(level, slot, self._private_dir, self.env, base)
         return WorkerProcess(spec, self.max_output_bytes, self._private_dir / f"worker-{slot}.log")
 
     def _probe(self, proc: WorkerProcess, level: str) -> str | None:
-        """Run one tiny program and check the level holds what it promises (no network, other uid)."""
+        """Run one tiny program and check from inside that the level holds what it promises: no network,
+        another uid, the toolkit not importable, and none of the must-hide paths visible."""
         import json
 
         try:
-            reply = proc.execute(_PROBE, "", 10.0, 1024, timeout_s=60)
+            reply = proc.execute(_PROBE, json.dumps(self._hide), 10.0, 1024, timeout_s=60)
         except WorkerDied as exc:
             return f"probe program could not run ({exc}): {proc.log_tail()}"
         if reply["status"] != "ok":
@@ -175,6 +198,17 @@ class Sandbox:
             return f"network interfaces visible: {seen['ifaces']}"
         if isolation.drops_uid(level) and seen["uid"] == 0:
             return "programs still run as root"
+        if level in HIDING_LEVELS and seen["toolkit"]:
+            return "programs can import the cure_bench package"
+        visible = _visible(seen["seen"], self._hide if level in HIDING_LEVELS else self._explicit_hide, level)
+        if visible:
+            return (
+                "programs can see paths they must not: "
+                + ", ".join(visible)
+                + ". Refusing to run open; "
+                + ("make them unreadable to the program uids, " if level == "rlimits" else "")
+                + "install bubblewrap, or pass --sandbox none for trusted programs only"
+            )
         return None
 
     def _announce(self, level: str, requested: str, failures: list[str]) -> None:
@@ -297,6 +331,10 @@ class Sandbox:
             "engine_version": ENGINE_VERSION,
             "python": sys.version.split()[0],
             "python_executable": isolation.real_python(),
+            "judge_env": (
+                self.env.describe() if self.isolation_level in HIDING_LEVELS else "host interpreter, all packages"
+            ),
+            "hidden_checked": self._hide if self.isolation_level in HIDING_LEVELS else self._explicit_hide,
             "cache": self._cache is not None,
             "cache_dir": self._cache_dir,
             "max_output_bytes": self.max_output_bytes,
@@ -344,6 +382,21 @@ class Sandbox:
 
 def isolation_levels() -> tuple[str, ...]:
     return isolation.LEVELS
+
+
+def _visible(seen: dict[str, list[Any]], paths: Sequence[str], level: str) -> list[str]:
+    """The paths the probe saw as the host's very file (same device and inode); at ``rlimits``, where
+    everything is the host's, those the program uid could also read."""
+    found = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        got = seen.get(path)
+        if got is not None and got[:2] == [st.st_dev, st.st_ino] and (level != "rlimits" or got[2]):
+            found.append(path)
+    return found
 
 
 def _validate(index: int, job: ExecJob) -> None:

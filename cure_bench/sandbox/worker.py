@@ -17,7 +17,6 @@ outputs live only in bytearrays that are zeroed after use. EOF on the request pi
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import gc
 import json
 import os
@@ -29,9 +28,11 @@ import sys
 import tempfile
 import time
 
-try:  # run as a script inside the sandbox: the sibling file is bound next to this one
+try:  # run as a script inside the sandbox: the sibling files are bound next to this one
+    import worker_mounts as mounts  # type: ignore[import-not-found]
     import worker_supervise as sup  # type: ignore[import-not-found]
 except ImportError:  # imported as part of the package (tools, tests)
+    from cure_bench.sandbox import worker_mounts as mounts
     from cure_bench.sandbox import worker_supervise as sup
 
 # Modules judged programs commonly import. Pre-importing them keeps them usable after the drop to an
@@ -84,7 +85,6 @@ PRELOAD = (
 )
 
 STDERR_TAIL = 4096
-MS_NOSUID, MS_NODEV = 2, 4
 SETUP_FAILED = 121  # exit code of a child whose sandbox setup failed (not the program's fault)
 _current_child = 0  # pid of the execution in progress, for the SIGTERM handler
 _uid = -1  # the executions' uid, for the SIGTERM handler
@@ -362,9 +362,15 @@ def _startup(cfg: dict) -> tuple[int, int]:
     sup.prctl(sup.PR_SET_PDEATHSIG, signal.SIGKILL)
     signal.signal(signal.SIGTERM, _on_sigterm)
     os.environ.pop("PYTHONHASHSEED", None)  # fixed for the worker (same set order everywhere); not exported
-    for path in cfg.get("cover", ()):  # unshare level: we are root in our own (private) mount namespace
-        if sup._libc.mount(b"tmpfs", path.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"mode=0755,size=1g") != 0:
-            raise OSError(ctypes.get_errno(), f"cannot cover {path} with a tmpfs")
+    if cfg.get("view"):  # unshare level: we are root in our own mount namespace; build the allow-list view
+        mounts.build_view(cfg["workroot"], cfg["view"])
+        cfg["workroot"] = "/tmp"
+    if cfg.get("site"):  # the judge's allowed packages, and nothing else from any site-packages
+        import site
+
+        sys.path[:] = [p for p in sys.path if "-packages" not in p and (os.path.exists(p) or p.endswith(".zip"))]
+        sys.meta_path[:] = [f for f in sys.meta_path if getattr(f, "__module__", "").startswith("_frozen_importlib")]
+        site.addsitedir(cfg["site"])
     if not os.path.isdir(cfg["workroot"]):
         os.makedirs(cfg["workroot"], mode=0o711)
     for name in PRELOAD:

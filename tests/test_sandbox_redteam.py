@@ -1,0 +1,205 @@
+"""The red team's classes (issue 13), each at every isolation level that starts on this machine.
+
+1. nothing secret reachable (allow-list view, judge environment, start-up probe)
+2. all CPU of an execution charged
+3. nothing survives an execution
+4. cache integrity
+5. bounded harness memory
+6. least privilege
+
+Hostile programs come from tests/helpers/hostile_programs.py and run only inside the sandbox.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cure_bench.errors import SandboxError
+from cure_bench.sandbox import Sandbox, isolation_levels, view
+from cure_bench.sandbox import isolation as iso
+from cure_bench.types import ExecJob, ExecStatus
+from tests.helpers import hostile_programs as hp
+
+HIDING = [lvl for lvl in ("bwrap", "unshare") if iso.available(lvl)]
+CONTAINED = [lvl for lvl in isolation_levels() if lvl != "none" and iso.available(lvl)]
+REPO = Path(__file__).resolve().parents[1]
+SKIP_WALK = ["/usr", "/proc", "/sys", "/dev", os.path.realpath(sysconfig.get_paths()["stdlib"])]
+
+
+def start_or_skip(level: str, **kwargs: Any) -> Sandbox:
+    try:
+        return Sandbox(workers=1, isolation=level, use_cache=kwargs.pop("use_cache", False), **kwargs)
+    except SandboxError as exc:
+        if "cannot start" in str(exc) or "not installed" in str(exc) or "failed to start" in str(exc):
+            pytest.skip(f"isolation level {level!r} cannot start on this machine: {exc}")
+        raise
+
+
+@pytest.fixture
+def outside() -> Iterator[Path]:
+    """A directory outside the working directory and $HOME (like a dataset under /srv)."""
+    base = "/srv" if os.path.isdir("/srv") and os.access("/srv", os.W_OK) else tempfile.gettempdir()
+    path = Path(tempfile.mkdtemp(prefix="cure-redteam-", dir=base))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def plant(directory: Path) -> tuple[str, Path, Path]:
+    """A task file and a run directory holding an expected output (world-readable, as users leave them)."""
+    secret = "SECRET-" + secrets.token_hex(16)
+    dataset = directory / "tasks.jsonl"
+    dataset.write_text(f'{{"question": "q", "test_output": ["{secret}"]}}\n')
+    run = directory / "runs" / "bench-1"
+    run.mkdir(parents=True)
+    (run / "samples.jsonl").write_text(f'{{"expected": "{secret}"}}\n')
+    for p in (dataset, run / "samples.jsonl"):
+        p.chmod(0o644)
+    for d in (run, run.parent):
+        d.chmod(0o755)
+    return secret, dataset, run
+
+
+def hunt(sandbox: Sandbox, secret: str, exact: list[str]) -> str:
+    program = hp.find_file(hashlib.sha256(secret.encode()).hexdigest(), len(secret), exact, SKIP_WALK)
+    result = sandbox.run([ExecJob(program, "", 20.0, 512)])[0]
+    assert result.status is ExecStatus.OK, result.stderr_tail
+    return result.stdout
+
+
+# ------------------------------------------------------------------------------- 1. nothing secret reachable
+
+
+@pytest.mark.parametrize("level", HIDING)
+def test_dataset_runs_and_cache_outside_cwd_and_home_are_invisible(level: str, outside: Path) -> None:
+    secret, dataset, run = plant(outside)
+    cache = outside / "cache"
+    with start_or_skip(level, hide=[dataset, run.parent], cache_dir=cache, use_cache=True) as sb:
+        found = hunt(sb, secret, [str(dataset), str(run), str(cache), os.getcwd(), str(REPO / "cure_bench")])
+        info = sb.describe()
+    assert found.startswith("clean"), found
+    assert str(dataset) in info["hidden_checked"] and os.path.realpath(cache) in info["hidden_checked"]
+    assert info["judge_env"]["packages"] == {}
+
+
+@pytest.mark.parametrize("level", HIDING)
+def test_probe_refuses_a_view_that_shows_a_must_hide_path(
+    level: str, outside: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, dataset, _ = plant(outside)
+    real = view.view_ops
+    shown = ("ro-bind", str(outside), str(outside))
+    monkeypatch.setattr(view, "view_ops", lambda env, files: [*real(env, files), shown])
+    with pytest.raises(SandboxError, match=r"can see paths they must not.*tasks\.jsonl"):
+        start_or_skip(level, hide=[dataset])
+
+
+def test_rlimits_refuses_when_an_explicit_path_is_readable(outside: Path) -> None:
+    if not iso.drops_uid("rlimits"):
+        pytest.skip("programs keep the caller's uid when it is not root: the probe cannot tell")
+    _, dataset, _ = plant(outside)
+    with pytest.raises(SandboxError, match="unreadable to the program uids"):
+        start_or_skip("rlimits", hide=[dataset])
+    outside.chmod(0o700)
+    with start_or_skip("rlimits", hide=[dataset]) as sb:
+        assert sb.run([ExecJob("print(2)", "", 1.0)])[0].stdout == "2\n"
+
+
+@pytest.mark.parametrize("level", HIDING)
+def test_judge_environment_is_explicit(level: str) -> None:
+    program = (
+        "try:\n    import numpy\n    print(int(numpy.arange(4).sum()))\nexcept ImportError:\n    print('no numpy')\n"
+    )
+    with start_or_skip(level) as sb:
+        assert sb.run([ExecJob(program, "", 5.0)])[0].stdout == "no numpy\n"
+    pytest.importorskip("numpy")
+    with start_or_skip(level, packages=["numpy"]) as sb:
+        assert sb.run([ExecJob(program, "", 10.0, 1024)])[0].stdout == "6\n"
+        assert "numpy" in sb.describe()["judge_env"]["packages"]
+    with pytest.raises(Exception, match="no-such-package"):
+        Sandbox(workers=1, isolation=level, use_cache=False, packages=["no-such-package"])
+
+
+def _venv_hunt(
+    venv: Path, level: str, secret: str, exact: list[str], hide: list[str], env: dict[str, str], cwd: Path = REPO
+) -> str:
+    """Run a Sandbox from ``venv``'s interpreter and hunt for ``secret`` from inside it."""
+    program = hp.find_file(hashlib.sha256(secret.encode()).hexdigest(), len(secret), exact, SKIP_WALK)
+    script = (
+        "import sys\nfrom cure_bench.sandbox import Sandbox\nfrom cure_bench.types import ExecJob\n"
+        f"with Sandbox(workers=1, isolation={level!r}, use_cache=False, hide={hide!r}) as sb:\n"
+        f"    r = sb.run([ExecJob({program!r}, '', 20.0, 512)])[0]\n"
+        "print(r.status.value, r.stdout.strip(), r.stderr_tail[-300:])\n"
+    )
+    done = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", script], capture_output=True, text=True, timeout=120, env=env, cwd=cwd
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("level", HIDING)
+@pytest.mark.parametrize("where", ["project", "tmp"])
+def test_venv_inside_the_project_or_under_tmp_exposes_nothing(level: str, where: str) -> None:
+    base = REPO if where == "project" else Path(tempfile.gettempdir())
+    venv = base / f".venv-redteam-{secrets.token_hex(4)}"
+    secret = "SECRET-" + secrets.token_hex(16)
+    planted = base / f"redteam-{secrets.token_hex(4)}.txt"
+    try:
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)], check=True)
+        planted.write_text(secret)
+        planted.chmod(0o644)
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        out = _venv_hunt(venv, level, secret, [str(planted), str(venv), str(REPO)], [str(planted)], env)
+    finally:
+        shutil.rmtree(venv, ignore_errors=True)
+        planted.unlink(missing_ok=True)
+    assert out.startswith("ok clean"), out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("level", HIDING)
+def test_wheel_install_does_not_expose_the_bundled_sample(level: str, tmp_path: Path) -> None:
+    """A normal (non-editable) install puts cure_bench/data/sample.jsonl in site-packages, next to the
+    interpreter: programs must neither read it nor import the toolkit."""
+    wheels, venv = tmp_path / "wheels", tmp_path / "venv"
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(REPO)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)], check=True)
+    target = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    wheel = next(wheels.glob("*.whl"))
+    subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target", target, str(wheel)], check=True)
+    sample = Path(target) / "cure_bench" / "data" / "sample.jsonl"
+    assert sample.is_file()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["HOME"] = str(tmp_path)  # the installed package, not this checkout, must be what is imported
+    line = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import cure_bench; print(cure_bench.__file__)"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    ).stdout
+    assert line.startswith(target), line
+    out = _venv_hunt(venv, level, "SECRET-unused", [str(sample), target], [str(sample)], env, tmp_path)
+    assert out.startswith("ok clean"), out
