@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from cure_bench.errors import SandboxError
-from cure_bench.sandbox import Sandbox, isolation_levels, view
+from cure_bench.sandbox import Sandbox, cgroups, isolation_levels, view
 from cure_bench.sandbox import isolation as iso
 from cure_bench.types import ExecJob, ExecStatus
 from tests.helpers import hostile_programs as hp
@@ -203,3 +203,40 @@ def test_wheel_install_does_not_expose_the_bundled_sample(level: str, tmp_path: 
     assert line.startswith(target), line
     out = _venv_hunt(venv, level, "SECRET-unused", [str(sample), target], [str(sample)], env, tmp_path)
     assert out.startswith("ok clean"), out
+
+
+# ------------------------------------------------------------------------------- 2. all CPU charged
+
+
+@pytest.fixture(params=["cgroup", "process-tree"])
+def accounting(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both accountants: the slot cgroup where this host allows it, and the /proc + rusage fallback."""
+    if request.param == "process-tree":
+        monkeypatch.setattr(cgroups, "create", lambda portable: None)
+    elif not cgroups.available():
+        pytest.skip("no cgroups here (not root, or no cgroupfs)")
+    return str(request.param)
+
+
+@pytest.mark.parametrize("level", CONTAINED)
+def test_cpu_of_unwaited_children_and_fork_chains_is_charged(level: str, accounting: str) -> None:
+    with start_or_skip(level) as sb:
+        assert ("slot cgroup" in str(sb.describe()["accounting"])) == (accounting == "cgroup")
+        results = sb.run([ExecJob(p, "", 1.0, 256) for p in (hp.CPU_IN_CHILDREN, hp.CPU_CHAIN, "print(3)")])
+    for result in results[:2]:
+        assert result.status is ExecStatus.TIME_LIMIT, result
+        assert result.cpu_s >= 1.0
+    assert results[2].status is ExecStatus.OK and results[2].cpu_s < 0.5
+
+
+@pytest.mark.parametrize("level", CONTAINED)
+def test_memory_of_all_processes_together_is_capped(level: str) -> None:
+    if not cgroups.available():
+        pytest.skip("no memory cgroup here: memory is capped per process only (docs/sandbox.md)")
+    with start_or_skip(level) as sb:
+        if "memory" not in sb.describe()["accounting"]:
+            pytest.skip("no memory controller on this host")
+        result = sb.run([ExecJob(hp.MEMORY_ACROSS_PROCESSES, "", 10.0, 256)])[0]
+    assert result.status is ExecStatus.OK, result
+    assert int(result.stdout) <= 2  # at most two 100 MB blocks fit in 256 MB at once
+    assert result.peak_memory_mb <= 256 + 1

@@ -80,7 +80,9 @@ class WorkerProcess:
             "view": [list(op) for op in spec.view],
             "site": spec.site,
             "portable": spec.portable,
+            "cgroups": spec.cgroups,
         }
+        pass_fds = tuple(int(v[0]) for v in (spec.cgroups or {}).values())  # type: ignore[call-overload]
         self.log_path = log_path
         with open(log_path, "ab") as log:
             try:
@@ -92,6 +94,7 @@ class WorkerProcess:
                     env=spec.env,
                     bufsize=0,
                     close_fds=True,
+                    pass_fds=pass_fds,
                     start_new_session=True,
                 )
             except OSError as exc:

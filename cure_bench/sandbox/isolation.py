@@ -39,7 +39,12 @@ UID_BLOCK = 1024
 and worker slot i runs programs as block start + i: one uid per slot keeps RLIMIT_NPROC per execution,
 stops programs in different slots (or different Sandboxes on the machine) from signalling each other."""
 WORKER_SOURCE = Path(__file__).with_name("worker.py")
-WORKER_FILES = ("worker.py", "worker_supervise.py", "worker_mounts.py")  # stdlib-only files the worker runs from
+WORKER_FILES = (
+    "worker.py",
+    "worker_supervise.py",
+    "worker_mounts.py",
+    "worker_account.py",
+)  # stdlib-only files the worker runs from
 PORTABLE = os.environ.get("CURE_SANDBOX_PORTABLE") == "1" or not sys.platform.startswith("linux")
 """Workers avoid Linux-only facilities (memfd, pidfd, /proc, subreaper); forced on Linux by tests."""
 
@@ -145,6 +150,7 @@ class WorkerSpec:
     view: tuple[view.MountOp, ...] = ()  # unshare level: the worker builds this view itself, then pivots into it
     site: str | None = None  # the judge's site-packages inside the view (None: the host interpreter's own)
     portable: bool = False
+    cgroups: dict[str, list[object]] | None = None  # resource -> [directory fd, "v1"/"v2"] (cgroups.py)
 
 
 def worker_spec(level: str, slot: int, private_dir: Path, env: view.JudgeEnv, uid_base: int = UID_BASE) -> WorkerSpec:

@@ -8,6 +8,7 @@ allows it, or crashed) is replaced and its job retried once.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import queue
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from cure_bench.errors import ConfigError, SandboxError
-from cure_bench.sandbox import isolation, view
+from cure_bench.sandbox import cgroups, isolation, view
 from cure_bench.sandbox._driver import Batch, Driver, Item
 from cure_bench.sandbox._worker_proc import NPROC_PER_EXECUTION, WorkerDied, WorkerProcess
 from cure_bench.sandbox.cache import ENGINE_VERSION, ResultCache, default_cache_dir, job_key
@@ -95,6 +96,7 @@ class Sandbox:
         cache_path = Path(cache_dir or default_cache_dir())
         self._hide = view.must_hide([*hide, *([cache_path] if use_cache else [])])
         self._uids = UidBlock(self.workers) if drops_uid("rlimits") else None  # `isolation` is the argument here
+        self._cgroups = cgroups.create(_portable())  # `isolation` is the argument here
         self._private_dir = Path(tempfile.mkdtemp(prefix="cure-sandbox-"))
         self._private_dir.chmod(0o711)  # workers' uids traverse into their own 0700 directories only
         self._queue: queue.Queue[Item | None] = queue.Queue()
@@ -105,7 +107,7 @@ class Sandbox:
         # own PR_SET_PDEATHSIG fire when the *thread* that started them exits, not just the process.
         self._spawner = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="cure-sandbox-spawn")
         self._finalizer = weakref.finalize(
-            self, _shutdown, self._procs, self._lock, self._private_dir, self._spawner, self._uids
+            self, _shutdown, self._procs, self._lock, self._private_dir, self._spawner, self._uids, self._cgroups
         )
         try:
             self.isolation_level = self._detect(isolation)
@@ -180,6 +182,8 @@ class Sandbox:
     def _spawn_here(self, level: str, slot: int) -> WorkerProcess:
         base = self._uids.base if self._uids is not None else isolation.UID_BASE
         spec = isolation.worker_spec(level, slot, self._private_dir, self.env, base)
+        if self._cgroups is not None:
+            spec = dataclasses.replace(spec, cgroups=self._cgroups.fds(slot))
         return WorkerProcess(spec, self.max_output_bytes, self._private_dir / f"worker-{slot}.log")
 
     def _probe(self, proc: WorkerProcess, level: str) -> str | None:
@@ -328,6 +332,11 @@ class Sandbox:
                 else None
             ),
             "workers": self.workers,
+            "accounting": (
+                {"per_execution": "slot cgroup", **self._cgroups.describe()}
+                if self._cgroups is not None
+                else {"per_execution": "every process of the execution (/proc + rusage)"}
+            ),
             "engine_version": ENGINE_VERSION,
             "python": sys.version.split()[0],
             "python_executable": isolation.real_python(),
@@ -380,6 +389,10 @@ class Sandbox:
         self.close()
 
 
+def _portable() -> bool:
+    return isolation.PORTABLE
+
+
 def isolation_levels() -> tuple[str, ...]:
     return isolation.LEVELS
 
@@ -423,6 +436,7 @@ def _shutdown(
     private_dir: Path,
     spawner: ThreadPoolExecutor,
     uids: isolation.UidBlock | None,
+    groups: cgroups.SlotCgroups | None,
 ) -> None:
     """Stop whatever workers remain (also the last resort at garbage collection or interpreter exit)."""
     with lock:
@@ -433,5 +447,7 @@ def _shutdown(
         proc.close_pipes()
     spawner.shutdown(wait=False)
     shutil.rmtree(private_dir, ignore_errors=True)
+    if groups is not None:
+        groups.close()  # the workers and every process they ran are gone
     if uids is not None:
         uids.release()  # only now: no process of ours runs under these uids any more

@@ -29,9 +29,11 @@ import tempfile
 import time
 
 try:  # run as a script inside the sandbox: the sibling files are bound next to this one
+    import worker_account as account  # type: ignore[import-not-found]
     import worker_mounts as mounts  # type: ignore[import-not-found]
     import worker_supervise as sup  # type: ignore[import-not-found]
 except ImportError:  # imported as part of the package (tools, tests)
+    from cure_bench.sandbox import worker_account as account
     from cure_bench.sandbox import worker_mounts as mounts
     from cure_bench.sandbox import worker_supervise as sup
 
@@ -88,6 +90,7 @@ STDERR_TAIL = 4096
 SETUP_FAILED = 121  # exit code of a child whose sandbox setup failed (not the program's fault)
 _current_child = 0  # pid of the execution in progress, for the SIGTERM handler
 _uid = -1  # the executions' uid, for the SIGTERM handler
+_acct = account.Accounting(None, 0)  # this slot's counters (set up in _startup)
 
 
 def _read_exact(fd: int, n: int) -> bytes | None:
@@ -237,6 +240,7 @@ def _run_program(source: str, workdir: str) -> int:
 def _child(job: dict, cfg: dict, fds: tuple[int, int, int], workdir: str) -> None:
     """Runs in the forked child: confine this process, then become the program. Never returns."""
     try:
+        _acct.join(os.getpid())  # before anything runs: every process of the execution is charged to it
         os.setsid()  # own process group: the supervisor kills the group, the subreaper catches escapees
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
@@ -274,20 +278,28 @@ def _pread_all(fd: int, n: int, offset: int) -> bytearray:
     return buf
 
 
-def _classify(status: int, usage, reason, job, out_over: bool, err_over: bool, err: bytes | bytearray) -> str:
-    cpu = usage.ru_utime + usage.ru_stime
+def _classify(
+    status: int,
+    cpu: float,
+    peak_mb: float,
+    oom: bool,
+    reason: str | None,
+    job: dict,
+    over: bool,
+    err: bytes | bytearray,
+) -> str:
+    """The execution's status; ``cpu``, ``peak_mb`` and ``oom`` cover all its processes (worker_account)."""
     sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
     if reason == "time" or cpu > job["time_limit_s"] or sig == signal.SIGXCPU:
         return "time_limit"
-    if out_over or err_over or sig == signal.SIGXFSZ:
+    if over or sig == signal.SIGXFSZ:
         return "output_limit"
     code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
     if code == 0:
         return "ok"
     if code == SETUP_FAILED and b"cure sandbox: child setup failed" in err:
         return "sandbox_error"
-    peak_mb = usage.ru_maxrss / 1024
-    if b"MemoryError" in err or b"Cannot allocate memory" in err or peak_mb >= 0.95 * job["memory_limit_mb"]:
+    if oom or b"MemoryError" in err or b"Cannot allocate memory" in err or peak_mb >= 0.95 * job["memory_limit_mb"]:
         return "memory_limit"
     return "runtime_error"
 
@@ -312,6 +324,7 @@ def execute(job: dict, stdin: bytearray, cfg: dict) -> tuple[dict, bytearray, by
     if cfg["uid"] >= 0:
         os.chown(workdir, cfg["uid"], cfg["uid"])
     global _current_child
+    _acct.begin(int(job["memory_limit_mb"]) * 2**20)
     t0 = time.monotonic()
     pid = os.fork()
     if pid == 0:
@@ -319,10 +332,13 @@ def execute(job: dict, stdin: bytearray, cfg: dict) -> tuple[dict, bytearray, by
     _current_child = pid
     try:
         os.close(stdin_fd)
-        status, usage, reason = sup.supervise(pid, float(job["time_limit_s"]), t0)
+        me = os.getpid()
+        status, usage, reason = sup.supervise(pid, float(job["time_limit_s"]), t0, lambda p: _acct.cpu(me, p))
         wall = time.monotonic() - t0
-        sup.kill_tree(pid, cfg["uid"])
+        leftovers_cpu = sup.kill_tree(pid, cfg["uid"])
         _current_child = 0
+        cpu = _acct.cpu(me, pid) if _acct.cgroup else usage.ru_utime + usage.ru_stime + leftovers_cpu
+        peak, oom = _acct.memory()
         cap = int(cfg["max_output_bytes"])
         out_size, err_size = os.fstat(out_fd).st_size, os.fstat(err_fd).st_size
         out = _pread_all(out_fd, min(out_size, cap), 0)
@@ -331,12 +347,13 @@ def execute(job: dict, stdin: bytearray, cfg: dict) -> tuple[dict, bytearray, by
         os.close(out_fd)
         os.close(err_fd)
         shutil.rmtree(workdir, ignore_errors=True)
+    peak_mb = peak if peak is not None else usage.ru_maxrss / 1024
     report = {
-        "status": _classify(status, usage, reason, job, out_size > cap, err_size > cap, err),
+        "status": _classify(status, cpu, peak_mb, oom, reason, job, out_size > cap or err_size > cap, err),
         "exit_code": os.waitstatus_to_exitcode(status),
-        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "cpu_s": cpu,
         "wall_s": wall,
-        "peak_memory_mb": usage.ru_maxrss / 1024,
+        "peak_memory_mb": peak_mb,
     }
     return report, out, err
 
@@ -355,8 +372,9 @@ def _startup(cfg: dict) -> tuple[int, int]:
     os.dup2(null, 0)
     os.dup2(null, 1)
     os.close(null)
-    global _uid
+    global _uid, _acct
     _uid = cfg["uid"]
+    _acct = account.Accounting(cfg.get("cgroups"), int(cfg["nproc"]))
     sup.portable = bool(cfg.get("portable")) or sup.portable
     sup.prctl(sup.PR_SET_CHILD_SUBREAPER, 1)
     sup.prctl(sup.PR_SET_PDEATHSIG, signal.SIGKILL)

@@ -171,3 +171,77 @@ except ImportError:
     pass
 print('FOUND' if found else 'clean', found)
 """
+
+
+_BURN = """
+import os, time
+def burn(seconds):
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+"""
+
+CPU_IN_CHILDREN = (
+    _BURN
+    + """
+for _ in range(3):  # 3 x 0.6 s of CPU in unwaited children while the main process sleeps
+    if os.fork() == 0:
+        burn(0.6)
+        os._exit(0)
+time.sleep(0.2)
+for _ in range(200):  # bounded: idle just enough to look busy for a per-process accountant
+    burn(0.001)
+    time.sleep(0.01)
+print('done')
+"""
+)
+
+CPU_CHAIN = (
+    _BURN
+    + """
+r, w = os.pipe()
+if os.fork() == 0:  # a chain: each link burns 0.3 s, forks its successor and exits; none nears the limit
+    os.close(r)
+    for step in range(6):
+        burn(0.3)
+        if os.fork() != 0:
+            os._exit(0)
+    os.write(w, b'chain done')
+    os._exit(0)
+os.close(w)
+for _ in range(400):  # the main process idles just above an idle threshold, bounded
+    burn(0.002)
+    time.sleep(0.01)
+    import select
+    if select.select([r], [], [], 0)[0]:
+        print(os.read(r, 100).decode())
+        break
+"""
+)
+
+MEMORY_ACROSS_PROCESSES = """
+import os
+ready_r, ready_w = os.pipe()
+go_r, go_w = os.pipe()
+kids = []
+for _ in range(4):  # 4 processes x 100 MB of touched memory, each under a 256 MB per-process limit
+    pid = os.fork()
+    if pid == 0:
+        os.close(ready_r)
+        os.close(go_w)
+        block = bytearray(b'x' * (100 * 2**20))
+        os.write(ready_w, b'1')
+        os.close(ready_w)
+        os.read(go_r, 1)  # hold the memory until every sibling has allocated (or died trying)
+        os._exit(0)
+    kids.append(pid)
+os.close(ready_w)
+os.close(go_r)
+held = 0
+while os.read(ready_r, 1):
+    held += 1
+os.close(go_w)
+for pid in kids:
+    os.waitpid(pid, 0)
+print(held)
+"""
