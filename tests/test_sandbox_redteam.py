@@ -240,3 +240,31 @@ def test_memory_of_all_processes_together_is_capped(level: str) -> None:
     assert result.status is ExecStatus.OK, result
     assert int(result.stdout) <= 2  # at most two 100 MB blocks fit in 256 MB at once
     assert result.peak_memory_mb <= 256 + 1
+
+
+# ------------------------------------------------------------------------------- 3. nothing survives
+
+
+def host_state() -> dict[str, set[str]]:
+    """What an execution could leave on the host: scratch directories and SysV IPC objects."""
+    found = {d: set(os.listdir(d)) for d in ("/dev/shm", "/var/tmp", "/run/lock", "/tmp") if os.path.isdir(d)}
+    for kind in ("shm", "msg", "sem"):
+        with open(f"/proc/sysvipc/{kind}") as f:
+            found[kind] = {line.split()[1] for line in f.read().splitlines()[1:]}
+    return found
+
+
+@pytest.mark.parametrize("level", CONTAINED)
+def test_no_state_survives_an_execution(level: str) -> None:
+    token = secrets.token_hex(6)
+    before = host_state()
+    with start_or_skip(level) as sb:
+        first, second = sb.run([ExecJob(hp.persist(token), str(i), 5.0) for i in range(2)])  # same worker
+    for result in (first, second):
+        assert result.status is ExecStatus.OK, result
+        assert result.stdout.startswith("nothing |"), result.stdout
+    assert "/tmp/cure-persist" in first.stdout and "shm" in first.stdout  # it did try
+    assert "keyring" not in first.stdout  # keyring calls are denied (seccomp)
+    after = host_state()
+    assert [(where, name) for where, names in after.items() for name in names - before[where] if token in name] == []
+    assert {k: after[k] - before[k] for k in ("shm", "msg", "sem")} == {"shm": set(), "msg": set(), "sem": set()}

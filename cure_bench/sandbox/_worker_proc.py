@@ -79,6 +79,7 @@ class WorkerProcess:
             "workroot": spec.workroot,
             "view": [list(op) for op in spec.view],
             "site": spec.site,
+            "own_view": spec.site is not None,  # bwrap/unshare: private scratch tmpfs, emptied per execution
             "portable": spec.portable,
             "cgroups": spec.cgroups,
         }

@@ -132,7 +132,7 @@ def _bwrap_args(ops: Sequence[view.MountOp]) -> list[str]:
     if os.geteuid() != 0:
         args.append("--unshare-user")  # unprivileged bubblewrap needs a user namespace
     args += view.bwrap_args(ops)
-    args += ["--chdir", "/tmp", "--clearenv"]
+    args += ["--remount-ro", "/", "--chdir", "/tmp", "--clearenv"]
     for key, value in {**env_allowlist(), "PYTHONHASHSEED": "0"}.items():
         args += ["--setenv", key, value]
     return [*args, "--"]

@@ -49,7 +49,7 @@ ROOT_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 
 MountOp = tuple[str, ...]
 """``("ro-bind", src, dst)``, ``("tmpfs", dst, bytes)``, ``("dir", dst)``, ``("symlink", target, dst)``,
-``("proc", dst)``, ``("dev", dst)``: executed in order; missing parents are created 0755."""
+``("proc", dst)``, ``("dev", dst)``, ``("mqueue", dst)``: executed in order; missing parents are created 0755."""
 
 
 def real_python() -> str:
@@ -146,7 +146,7 @@ def view_ops(env: JudgeEnv, worker_files: Sequence[Path]) -> list[MountOp]:
     ops += _interpreter_ops(env)
     ops.append(("dir", JUDGE_SITE))
     ops += [("ro-bind", entry, os.path.join(JUDGE_SITE, os.path.basename(entry))) for entry in env.entries]
-    ops += [("proc", "/proc"), ("dev", "/dev")]
+    ops += [("proc", "/proc"), ("dev", "/dev"), ("mqueue", "/dev/mqueue")]
     ops += [("tmpfs", path, str(WORKER_TMPFS_BYTES)) for path in SCRATCH_DIRS]
     ops += [("ro-bind", str(f), os.path.join(WORKER_DIR, f.name)) for f in worker_files]
     return ops
@@ -176,7 +176,9 @@ def bwrap_args(ops: Sequence[MountOp]) -> list[str]:
             args += ["--proc", rest[0]]
         elif kind == "dev":
             args += ["--dev", rest[0]]
-        if kind in ("ro-bind", "tmpfs", "proc", "dev"):
+        elif kind == "mqueue":
+            args += ["--mqueue", rest[0]]
+        if kind in ("ro-bind", "tmpfs", "proc", "dev", "mqueue"):
             mounted.append(dst)
         made.add(dst)
     return args

@@ -25,7 +25,6 @@ import shutil
 import signal
 import struct
 import sys
-import tempfile
 import time
 
 try:  # run as a script inside the sandbox: the sibling files are bound next to this one
@@ -87,6 +86,8 @@ PRELOAD = (
 )
 
 STDERR_TAIL = 4096
+SCRATCH_DIRS = ("/tmp", "/dev/shm", "/var/tmp", "/run/lock")
+SCRATCH_BYTES = 256 * 2**20  # per scratch tmpfs, at most (and at most the memory limit; counted by its cgroup)
 SETUP_FAILED = 121  # exit code of a child whose sandbox setup failed (not the program's fault)
 _current_child = 0  # pid of the execution in progress, for the SIGTERM handler
 _uid = -1  # the executions' uid, for the SIGTERM handler
@@ -237,6 +238,26 @@ def _run_program(source: str, workdir: str) -> int:
     return rc
 
 
+def _own_scratch(job: dict, cfg: dict) -> None:
+    """Where the worker shares the host's filesystem (rlimits, none): private IPC and mount namespaces for
+    this execution, with fresh tmpfs scratch directories, so SysV IPC, POSIX queues and files in /tmp,
+    /dev/shm, /var/tmp, /run/lock die with it (not where the kernel refuses: no privilege). Where the worker
+    has its own view and IPC namespace, the worker empties both after each execution (worker_mounts)."""
+    if sup.portable or cfg.get("own_view"):
+        return
+    size = min(int(job["memory_limit_mb"]) * 2**20, SCRATCH_BYTES)
+    mounts.fresh_scratch(SCRATCH_DIRS, size, new_mounts=True)
+
+
+def _make_workdir(job: dict, cfg: dict, workdir: str) -> None:
+    """The execution's working directory with prog.py, made here, in the execution's own scratch."""
+    os.makedirs(workdir, mode=0o700, exist_ok=True)
+    with open(os.path.join(workdir, "prog.py"), "w", encoding="utf-8", errors="replace") as f:
+        f.write(job["program"])
+    if cfg["uid"] >= 0:
+        os.chown(workdir, cfg["uid"], cfg["uid"])
+
+
 def _child(job: dict, cfg: dict, fds: tuple[int, int, int], workdir: str) -> None:
     """Runs in the forked child: confine this process, then become the program. Never returns."""
     try:
@@ -245,6 +266,8 @@ def _child(job: dict, cfg: dict, fds: tuple[int, int, int], workdir: str) -> Non
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
         os.closerange(3, 1 << 16)  # the request/reply pipes and everything else of the worker
+        _own_scratch(job, cfg)
+        _make_workdir(job, cfg, workdir)
         os.chdir(workdir)
         _set_limits(job, cfg)
         if cfg["uid"] >= 0:
@@ -318,11 +341,7 @@ def execute(job: dict, stdin: bytearray, cfg: dict) -> tuple[dict, bytearray, by
         view = view[os.write(stdin_fd, view) :]
     _scrub(stdin)
     os.lseek(stdin_fd, 0, os.SEEK_SET)
-    workdir = tempfile.mkdtemp(prefix="exec-", dir=cfg["workroot"])
-    with open(os.path.join(workdir, "prog.py"), "w", encoding="utf-8", errors="replace") as f:
-        f.write(job["program"])
-    if cfg["uid"] >= 0:
-        os.chown(workdir, cfg["uid"], cfg["uid"])
+    workdir = os.path.join(cfg["workroot"], f"exec-{os.urandom(6).hex()}")  # made by the child (_make_workdir)
     global _current_child
     _acct.begin(int(job["memory_limit_mb"]) * 2**20)
     t0 = time.monotonic()
@@ -337,8 +356,10 @@ def execute(job: dict, stdin: bytearray, cfg: dict) -> tuple[dict, bytearray, by
         wall = time.monotonic() - t0
         leftovers_cpu = sup.kill_tree(pid, cfg["uid"])
         _current_child = 0
-        cpu = _acct.cpu(me, pid) if _acct.cgroup else usage.ru_utime + usage.ru_stime + leftovers_cpu
-        peak, oom = _acct.memory()
+        if _acct.cgroup:
+            cpu, peak, oom = _acct.end()
+        else:
+            cpu, peak, oom = usage.ru_utime + usage.ru_stime + leftovers_cpu, None, False
         cap = int(cfg["max_output_bytes"])
         out_size, err_size = os.fstat(out_fd).st_size, os.fstat(err_fd).st_size
         out = _pread_all(out_fd, min(out_size, cap), 0)
@@ -347,6 +368,9 @@ def execute(job: dict, stdin: bytearray, cfg: dict) -> tuple[dict, bytearray, by
         os.close(out_fd)
         os.close(err_fd)
         shutil.rmtree(workdir, ignore_errors=True)
+        if cfg.get("own_view"):
+            mounts.clean_scratch(SCRATCH_DIRS)
+            mounts.clean_ipc()
     peak_mb = peak if peak is not None else usage.ru_maxrss / 1024
     report = {
         "status": _classify(status, cpu, peak_mb, oom, reason, job, out_size > cap or err_size > cap, err),
@@ -375,6 +399,7 @@ def _startup(cfg: dict) -> tuple[int, int]:
     global _uid, _acct
     _uid = cfg["uid"]
     _acct = account.Accounting(cfg.get("cgroups"), int(cfg["nproc"]))
+    _acct.start()
     sup.portable = bool(cfg.get("portable")) or sup.portable
     sup.prctl(sup.PR_SET_CHILD_SUBREAPER, 1)
     sup.prctl(sup.PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -391,6 +416,9 @@ def _startup(cfg: dict) -> tuple[int, int]:
         site.addsitedir(cfg["site"])
     if not os.path.isdir(cfg["workroot"]):
         os.makedirs(cfg["workroot"], mode=0o711)
+    if not sup.portable:  # the worker never needs them either; every program forked from here inherits it
+        sup.prctl(sup.PR_SET_NO_NEW_PRIVS, 1)
+        mounts.deny_syscalls()
     for name in PRELOAD:
         with contextlib.suppress(ImportError):
             __import__(name)

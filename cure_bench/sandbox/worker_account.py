@@ -99,7 +99,8 @@ class Accounting:
         return 0
 
     def begin(self, memory_limit_bytes: int) -> None:
-        """Set the execution's memory cap and take the counters' starting values."""
+        """Set the execution's memory cap and reset its peak. The counters' starting values are those at the
+        end of the previous execution (``end``): nothing runs in the slot between executions."""
         mem = self.fds.get("memory")
         if mem is not None:
             v1 = self.kinds["memory"] == "v1"
@@ -107,9 +108,12 @@ class Accounting:
                 _write(mem, "memory.limit_in_bytes" if v1 else "memory.max", str(memory_limit_bytes))
                 self._limit = memory_limit_bytes
             _write(mem, "memory.max_usage_in_bytes" if v1 else "memory.peak", "0")
-            self.oom0 = self._oom_count()
+
+    def start(self) -> None:
+        """Take the starting values once, when the worker starts."""
         if self.cgroup:
             self.cpu0 = self._cgroup_cpu()
+        self.oom0 = self._oom_count()
 
     def join(self, pid: int) -> None:
         """Put ``pid`` (the freshly forked child, before it runs anything) into every slot cgroup."""
@@ -123,13 +127,18 @@ class Accounting:
             return self._cgroup_cpu() - self.cpu0
         return tree_cpu(worker_pid)
 
-    def memory(self) -> tuple[float | None, bool]:
-        """(peak MiB of the whole execution or None without a memory cgroup, whether it hit its cap)."""
+    def end(self) -> tuple[float, float | None, bool]:
+        """After the execution (all its processes gone): (its CPU seconds, its peak MiB or None without a
+        memory cgroup, whether the kernel killed one of its processes for memory). Needs a cgroup."""
+        total = self._cgroup_cpu()
+        cpu, self.cpu0 = total - self.cpu0, total
         mem = self.fds.get("memory")
         if mem is None:
-            return None, False
+            return cpu, None, False
         name = "memory.max_usage_in_bytes" if self.kinds["memory"] == "v1" else "memory.peak"
         peak = None
         with contextlib.suppress(OSError, ValueError):
             peak = int(_read(mem, name)) / 2**20
-        return peak, self._oom_count() > self.oom0
+        oom = self._oom_count()
+        hit, self.oom0 = oom > self.oom0, oom
+        return cpu, peak, hit

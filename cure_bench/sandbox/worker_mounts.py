@@ -3,16 +3,24 @@
 - ``build_view`` (``unshare`` level): execute the parent's allow-list view (``view.MountOp`` list) under a
   fresh tmpfs, then pivot_root into it and detach the host's tree, so nothing outside the list is reachable
   (not even through ``..`` or ``/proc/self/root``, which a chroot would leave).
-- ``fresh_scratch`` (every level that can): give one execution its own mount and IPC namespaces, with new
-  size-capped tmpfs over /tmp, /dev/shm, /var/tmp and /run/lock, so nothing a program writes or creates
-  there outlives it: the namespace dies with the execution's last process.
+- ``fresh_scratch`` (every level that can): give one execution its own IPC namespace (SysV objects and
+  POSIX queues die with its last process) and, where the worker shares the host's filesystem (``rlimits``,
+  ``none``), its own mount namespace with new size-capped tmpfs over /tmp, /dev/shm, /var/tmp, /run/lock.
+- ``clean_scratch``/``clean_ipc``: where the worker has its own view and IPC namespace (``bwrap``,
+  ``unshare``), those directories are already private size-capped tmpfs; after each execution the worker
+  empties them and removes every IPC object (measured: namespaces per execution cost ~0.25 ms of CPU each,
+  about 9% of a CPU-light execution; emptying costs ~0.03 ms).
+- ``deny_syscalls``: a seccomp filter on the program: no kernel keyring calls (a keyring is per uid and
+  would outlive the execution).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import platform
+import shutil
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
@@ -86,6 +94,9 @@ def _apply(root: str, op: list[str]) -> None:
         mount("proc", root + op[1], "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     elif kind == "dev":
         _dev(root, op[1])
+    elif kind == "mqueue":
+        _make_target(root + op[1], True)
+        mount("mqueue", root + op[1], "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     else:
         raise ValueError(f"unknown mount operation {kind!r}")
 
@@ -109,13 +120,103 @@ def build_view(root: str, ops: list[list[str]]) -> None:
     mount(None, "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
 
-def fresh_scratch(dirs: tuple[str, ...], size_bytes: int) -> bool:
-    """New mount + IPC namespaces for this process with a fresh tmpfs on each of ``dirs``; False where the
-    kernel refuses (no privilege): the caller then relies on the worker-wide scratch tmpfs."""
-    if _libc.unshare(CLONE_NEWNS | CLONE_NEWIPC) != 0:
+def fresh_scratch(dirs: tuple[str, ...], size_bytes: int, new_mounts: bool) -> bool:
+    """A new IPC namespace for this process and, with ``new_mounts``, a new mount namespace with a fresh
+    tmpfs on each of ``dirs``; False where the kernel refuses (no privilege)."""
+    flags = CLONE_NEWIPC | (CLONE_NEWNS if new_mounts else 0)
+    if _libc.unshare(flags) != 0:
         return False
-    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    if new_mounts:
+        mount(None, "/", None, MS_REC | MS_PRIVATE)
+        for path in dirs:
+            if os.path.isdir(path):
+                mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={size_bytes},nr_inodes=4096")
+    return True
+
+
+_IPC_RMID = 0
+_SYSV = (("shm", "shmctl"), ("msg", "msgctl"), ("sem", "semctl"))
+
+
+def clean_ipc(mqueue_dir: str = "/dev/mqueue") -> None:
+    """Remove every SysV segment, queue and semaphore set and every POSIX message queue of the worker's own
+    IPC namespace (bwrap/unshare give each worker one); every process of the execution is dead by now."""
+    for kind, call in _SYSV:
+        try:
+            with open(f"/proc/sysvipc/{kind}") as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fn = getattr(_libc, call)
+            if kind == "sem":
+                fn(int(row.split()[1]), 0, _IPC_RMID)
+            else:
+                fn(int(row.split()[1]), _IPC_RMID, None)
+    try:
+        names = os.listdir(mqueue_dir)
+    except OSError:
+        return
+    for name in names:
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(mqueue_dir, name))
+
+
+def clean_scratch(dirs: tuple[str, ...]) -> None:
+    """Empty the worker's own scratch tmpfs after an execution (every process of it is dead by now)."""
     for path in dirs:
-        if os.path.isdir(path):
-            mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={size_bytes},nr_inodes=4096")
+        try:
+            entries = list(os.scandir(path))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+            except OSError:
+                pass
+
+
+# ------------------------------------------------------------------------------------------------ seccomp
+
+PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
+_RET_ALLOW, _RET_ERRNO = 0x7FFF0000, 0x00050000
+EPERM, ENOSYS = 1, 38
+_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
+_NR = {  # add_key, request_key, keyctl
+    "x86_64": (248, 249, 250),
+    "aarch64": (217, 218, 219),
+}
+
+
+class _Filter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint)]
+
+
+class _Prog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_Filter))]
+
+
+def _program(arch: str) -> list[tuple[int, int, int, int]]:
+    """The filter: another syscall ABI -> ENOSYS; kernel keyring calls -> EPERM; everything else allowed."""
+    ld_abs, jeq, ret = 0x20, 0x15, 0x06
+    denied = _NR[arch]
+    code = [(ld_abs, 0, 0, 4), (jeq, 1, 0, _ARCH[arch]), (ret, 0, 0, _RET_ERRNO | ENOSYS), (ld_abs, 0, 0, 0)]
+    for i, nr in enumerate(denied):  # jump to the EPERM return just after the final ALLOW
+        code.append((jeq, len(denied) - i, 0, nr))
+    return [*code, (ret, 0, 0, _RET_ALLOW), (ret, 0, 0, _RET_ERRNO | EPERM)]
+
+
+def deny_syscalls() -> bool:
+    """Install the seccomp filter on this process (inherited by everything it forks); False where this
+    architecture is not known. Needs PR_SET_NO_NEW_PRIVS (or root) first."""
+    arch = platform.machine()
+    if arch not in _ARCH:
+        return False
+    code = _program(arch)
+    filters = (_Filter * len(code))(*(_Filter(*c) for c in code))
+    prog = _Prog(len(code), filters)
+    _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0), "seccomp")
     return True

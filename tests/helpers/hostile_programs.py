@@ -245,3 +245,41 @@ for pid in kids:
     os.waitpid(pid, 0)
 print(held)
 """
+
+
+def persist(token: str) -> str:
+    """Tries to leave state for a later execution, and reports any it finds from an earlier one: files in
+    every scratch directory, SysV shared memory / message queue / semaphores under a fixed key, a POSIX
+    message queue, and a key in the uid's kernel keyring. Prints ``seen:<what>`` for anything found."""
+    key = int(token[-6:], 16)
+    return f"""
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+seen, made = [], []
+for d in ('/tmp', '/dev/shm', '/var/tmp', '/run/lock'):
+    path = os.path.join(d, 'cure-persist-{token}')
+    if os.path.exists(path):
+        seen.append(path)
+    try:
+        open(path, 'w').write('x' * 1000)
+        made.append(path)
+    except OSError:
+        pass
+for name, get, extra in (('shm', libc.shmget, (4096,)), ('msg', libc.msgget, ()), ('sem', libc.semget, (1,))):
+    if get({key}, *extra, 0o666) >= 0:
+        seen.append(name)
+    if get({key}, *extra, 0o666 | 0o1000) >= 0:  # IPC_CREAT
+        made.append(name)
+libc.mq_open.restype = ctypes.c_int
+if libc.mq_open(b'/cure-{token}', os.O_RDONLY) >= 0:
+    seen.append('mqueue')
+if libc.mq_open(b'/cure-{token}', os.O_RDWR | os.O_CREAT, 0o600, None) >= 0:
+    made.append('mqueue')
+libc.syscall.restype = ctypes.c_long
+KEYCTL_SEARCH, USER_KEYRING = 10, -4
+if libc.syscall(250, KEYCTL_SEARCH, USER_KEYRING, b'user', b'cure-{token}', 0) >= 0:
+    seen.append('keyring')
+if libc.syscall(248, b'user', b'cure-{token}', b'payload', 7, USER_KEYRING) >= 0:
+    made.append('keyring')
+print(' '.join('seen:' + s for s in seen) or 'nothing', '| made:', ' '.join(made))
+"""
