@@ -16,6 +16,7 @@ import hashlib
 import os
 import secrets
 import shutil
+import stat
 import subprocess
 import sys
 import sysconfig
@@ -28,7 +29,9 @@ import pytest
 
 from cure_bench.errors import SandboxError
 from cure_bench.sandbox import Sandbox, cgroups, isolation_levels, view
+from cure_bench.sandbox import cache as cache_module
 from cure_bench.sandbox import isolation as iso
+from cure_bench.sandbox.cache import ResultCache, job_key
 from cure_bench.types import ExecJob, ExecStatus
 from tests.helpers import hostile_programs as hp
 
@@ -177,9 +180,13 @@ def test_venv_inside_the_project_or_under_tmp_exposes_nothing(level: str, where:
 def test_wheel_install_does_not_expose_the_bundled_sample(level: str, tmp_path: Path) -> None:
     """A normal (non-editable) install puts cure_bench/data/sample.jsonl in site-packages, next to the
     interpreter: programs must neither read it nor import the toolkit."""
-    wheels, venv = tmp_path / "wheels", tmp_path / "venv"
+    wheels, venv, src = tmp_path / "wheels", tmp_path / "venv", tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "cure_bench", "cure_train"):  # a build leaves build/ behind
+        copy = shutil.copytree if (REPO / name).is_dir() else shutil.copy
+        copy(REPO / name, src / name)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(REPO)], check=True)
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(src)], check=True)
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)], check=True)
     target = subprocess.run(
         [str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -268,3 +275,49 @@ def test_no_state_survives_an_execution(level: str) -> None:
     after = host_state()
     assert [(where, name) for where, names in after.items() for name in names - before[where] if token in name] == []
     assert {k: after[k] - before[k] for k in ("shm", "msg", "sem")} == {"shm": set(), "msg": set(), "sem": set()}
+
+
+# ------------------------------------------------------------------------------- 4. cache integrity
+
+
+@pytest.mark.parametrize("level", CONTAINED)
+def test_a_program_cannot_plant_a_later_runs_cache(level: str) -> None:
+    base = Path(tempfile.mkdtemp(prefix="cure-cache-"))
+    base.chmod(0o1777)  # as a shared /tmp is: the program's uid could create entries here
+    future = base / "exec"
+    try:
+        with start_or_skip(level) as sb:
+            sb.run([ExecJob(hp.plant_cache(str(future)), "", 5.0)])
+        if future.exists():  # only where the level shows the host's files: it must then be refused
+            with pytest.raises(SandboxError, match="exec cache"):
+                Sandbox(workers=1, isolation=level, cache_dir=future)
+        else:
+            with Sandbox(workers=1, isolation=level, cache_dir=future) as sb:
+                assert sb.run([ExecJob("print(5)", "", 1.0)])[0].stdout == "5\n"
+            assert stat.S_IMODE(future.stat().st_mode) == 0o700 and future.stat().st_uid == os.geteuid()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.parametrize("problem", ["world-writable dir", "world-writable db", "foreign owner"])
+def test_untrustworthy_cache_is_refused(problem: str, tmp_path: Path) -> None:
+    cache = tmp_path / "exec"
+    cache.mkdir(mode=0o700)
+    (cache / "results.sqlite").touch(mode=0o600)
+    if problem == "world-writable dir":
+        cache.chmod(0o777)
+    elif problem == "world-writable db":
+        (cache / "results.sqlite").chmod(0o666)
+    else:
+        if os.geteuid() != 0:
+            pytest.skip("only root can give a file to another uid")
+        os.chown(cache, 4242, 4242)
+    with pytest.raises(SandboxError, match=f"exec cache .*{cache.name}"):
+        ResultCache(cache)
+
+
+def test_cache_keys_include_the_engine_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    job = ExecJob("print(1)", "", 1.0)
+    before = job_key(job, "bwrap", 1024)
+    monkeypatch.setattr(cache_module, "ENGINE_VERSION", "999")
+    assert cache_module.job_key(job, "bwrap", 1024) != before

@@ -110,9 +110,10 @@ class Sandbox:
             self, _shutdown, self._procs, self._lock, self._private_dir, self._spawner, self._uids, self._cgroups
         )
         try:
+            # the cache first: made and checked (0700, ours) before any program runs, so none can plant it
+            self._cache = ResultCache(cache_path) if use_cache else None
             self.isolation_level = self._detect(isolation)
             self._start_others()
-            self._cache = ResultCache(cache_dir or default_cache_dir()) if use_cache else None
         except BaseException:
             self.close()
             raise

@@ -283,3 +283,20 @@ if libc.syscall(248, b'user', b'cure-{token}', b'payload', 7, USER_KEYRING) >= 0
     made.append('keyring')
 print(' '.join('seen:' + s for s in seen) or 'nothing', '| made:', ' '.join(made))
 """
+
+
+def plant_cache(directory: str) -> str:
+    """Cache poisoning: creates a later run's result-cache directory, world-writable, with a database."""
+    return f"""
+import os, sqlite3
+try:
+    os.makedirs({directory!r}, mode=0o777, exist_ok=True)
+    os.chmod({directory!r}, 0o777)
+    db = sqlite3.connect(os.path.join({directory!r}, 'results.sqlite'))
+    db.execute('CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, value BLOB NOT NULL)')
+    db.commit()
+    os.chmod(os.path.join({directory!r}, 'results.sqlite'), 0o666)
+    print('planted')
+except OSError as exc:
+    print('refused', exc.errno)
+"""
