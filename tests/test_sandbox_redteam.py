@@ -21,6 +21,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from cure_bench.sandbox import Sandbox, cgroups, isolation_levels, view
 from cure_bench.sandbox import cache as cache_module
 from cure_bench.sandbox import isolation as iso
 from cure_bench.sandbox.cache import ResultCache, job_key
-from cure_bench.types import ExecJob, ExecStatus
+from cure_bench.types import ExecJob, ExecResult, ExecStatus
 from tests.helpers import hostile_programs as hp
 
 HIDING = [lvl for lvl in ("bwrap", "unshare") if iso.available(lvl)]
@@ -321,3 +322,33 @@ def test_cache_keys_include_the_engine_version(monkeypatch: pytest.MonkeyPatch) 
     before = job_key(job, "bwrap", 1024)
     monkeypatch.setattr(cache_module, "ENGINE_VERSION", "999")
     assert cache_module.job_key(job, "bwrap", 1024) != before
+
+
+# ------------------------------------------------------------------------------- 5. bounded harness memory
+
+
+@pytest.mark.parametrize("level", CONTAINED)
+def test_harness_holds_a_bounded_number_of_results(level: str) -> None:
+    """64 executions of 1 MiB of output each, consumed by a slow caller: the parent must never hold them
+    all (run would: 64 MiB); run_each holds at most max_results_in_flight() of them."""
+    import tracemalloc
+
+    jobs = [ExecJob("import sys\nsys.stdout.write(input() * 2**20)", chr(97 + i % 26) + "\n", 5.0) for i in range(64)]
+    seen: list[int] = []
+    with start_or_skip(level) as sb:
+        bound = sb.max_results_in_flight()
+
+        def consume(index: int, result: ExecResult) -> None:
+            assert result.status is ExecStatus.OK, result
+            seen.append(len(result.stdout))
+            time.sleep(0.005)  # a slow consumer: the drivers must wait, not pile results up
+
+        tracemalloc.start()
+        try:
+            sb.run_each(jobs, consume)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert len(seen) == 64 and set(seen) == {2**20}
+    assert bound < 32
+    assert peak < 3 * bound * 2**20, (peak / 2**20, bound)  # bytes + decoded str per result, with slack

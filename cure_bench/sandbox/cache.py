@@ -16,7 +16,7 @@ import sqlite3
 import stat
 import threading
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -110,6 +110,20 @@ class ResultCache:
                 for key, value in rows:
                     found[key] = _decode(value)
         return found
+
+    def iter_many(self, keys: Iterable[str]) -> Iterator[tuple[str, ExecResult]]:
+        """The cached results among ``keys``, fetched one at a time (never all in memory at once)."""
+        keys = list(keys)
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            with self._lock:
+                present = [k for (k,) in self._db.execute(f"SELECT key FROM results WHERE key IN ({marks})", chunk)]
+            for key in present:
+                with self._lock:
+                    row = self._db.execute("SELECT value FROM results WHERE key = ?", (key,)).fetchone()
+                if row is not None:
+                    yield key, _decode(row[0])
 
     def put(self, key: str, result: ExecResult) -> None:
         if result.status is ExecStatus.SANDBOX_ERROR:

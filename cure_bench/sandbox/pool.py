@@ -24,7 +24,7 @@ from typing import Any
 
 from cure_bench.errors import ConfigError, SandboxError
 from cure_bench.sandbox import cgroups, isolation, view
-from cure_bench.sandbox._driver import Batch, Driver, Item
+from cure_bench.sandbox._driver import PIPELINE_DEPTH, RESULTS_QUEUED, Batch, Driver, Item
 from cure_bench.sandbox._worker_proc import NPROC_PER_EXECUTION, WorkerDied, WorkerProcess
 from cure_bench.sandbox.cache import ENGINE_VERSION, ResultCache, default_cache_dir, job_key
 from cure_bench.sandbox.isolation import UidBlock, drops_uid
@@ -272,23 +272,38 @@ class Sandbox:
         """Execute all jobs (identical ones once, cached ones never) and return results in job order.
 
         ``on_result(index, result)`` is called from the calling thread as each result arrives (cached
-        ones first). Safe to call from several threads at once.
+        ones first). Safe to call from several threads at once. Keeps every result until it returns: for
+        big submissions use ``run_each``, which keeps none.
         """
+        results: list[ExecResult | None] = [None] * len(jobs)
+
+        def keep(index: int, result: ExecResult) -> None:
+            results[index] = result
+            if on_result is not None:
+                on_result(index, result)
+
+        self.run_each(jobs, keep)
+        return results  # type: ignore[return-value]
+
+    def run_each(self, jobs: Sequence[ExecJob], on_result: ResultCallback) -> None:
+        """Execute all jobs like ``run``, handing each result to ``on_result(index, result)`` as it arrives
+        and keeping none: the harness holds at most ``max_results_in_flight()`` results at any moment, so
+        a caller that judges each result and keeps a verdict and a digest stays bounded (docs/sandbox.md)."""
         if self._closed:
             raise SandboxError("the sandbox was closed; create a new Sandbox")
         groups = self._group(jobs)
-        results: list[ExecResult | None] = [None] * len(jobs)
+        done: set[str] = set()
 
         def deliver(key: str, result: ExecResult) -> None:
+            done.add(key)
             for index in groups[key]:
-                results[index] = result
-                if on_result is not None:
-                    on_result(index, result)
+                on_result(index, result)
 
-        for key, result in (self._cache.get_many(groups) if self._cache else {}).items():
-            deliver(key, result)
-        pending = [key for key in groups if results[groups[key][0]] is None]
-        batch = Batch()
+        if self._cache is not None:
+            for key, result in self._cache.iter_many(groups):
+                deliver(key, result)
+        pending = [key for key in groups if key not in done]
+        batch = Batch(results=queue.Queue(maxsize=RESULTS_QUEUED))
         for key in pending:
             self._queue.put(Item(batch, key, jobs[groups[key][0]]))
         try:
@@ -297,9 +312,15 @@ class Sandbox:
                 if self._cache is not None:
                     self._cache.put(key, result)
                 deliver(key, result)
+                del result
         finally:
             batch.cancelled = True
-        return results  # type: ignore[return-value]
+
+    def max_results_in_flight(self) -> int:
+        """How many execution results the harness may hold at once: those being read from the workers'
+        pipes (PIPELINE_DEPTH per worker) plus those queued for the caller; each is at most
+        ``max_output_bytes`` of stdout plus a 4 KiB stderr tail."""
+        return self.workers * PIPELINE_DEPTH + RESULTS_QUEUED
 
     def _group(self, jobs: Sequence[ExecJob]) -> dict[str, list[int]]:
         groups: dict[str, list[int]] = {}
