@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from cure_bench.errors import SandboxError
-from cure_bench.sandbox import Sandbox, cgroups, isolation_levels, view
+from cure_bench.sandbox import Sandbox, cgroups, isolation_levels, view, worker_mounts
 from cure_bench.sandbox import cache as cache_module
 from cure_bench.sandbox import isolation as iso
 from cure_bench.sandbox.cache import ResultCache, job_key
@@ -352,3 +352,54 @@ def test_harness_holds_a_bounded_number_of_results(level: str) -> None:
     assert len(seen) == 64 and set(seen) == {2**20}
     assert bound < 32
     assert peak < 3 * bound * 2**20, (peak / 2**20, bound)  # bytes + decoded str per result, with slack
+
+
+# ------------------------------------------------------------------------------- 6. least privilege
+
+
+@pytest.mark.parametrize("level", CONTAINED)
+def test_programs_cannot_create_user_namespaces(level: str) -> None:
+    with start_or_skip(level) as sb:
+        result = sb.run([ExecJob(hp.NEW_USER_NAMESPACE, "", 5.0)])[0]
+    assert result.status is ExecStatus.OK, result
+    assert result.stdout.splitlines() == ["unshare -1 1", "thread 1"]  # EPERM
+
+
+@pytest.mark.parametrize("level", CONTAINED)
+def test_worker_keeps_only_the_capabilities_it_needs(level: str) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("not root: the worker holds no capabilities to drop")
+    allowed = sum(1 << c for c in worker_mounts.WORKER_CAPS)
+    if level not in ("bwrap", "unshare"):
+        allowed |= 1 << worker_mounts.CAP_SYS_ADMIN  # per-execution namespaces on the host's view
+    with start_or_skip(level) as sb:
+        result = sb.run([ExecJob(hp.WORKER_CAPABILITIES, "", 5.0)])[0]
+    assert result.status is ExecStatus.OK, result
+    held = int(result.stdout)
+    assert held & ~allowed == 0, f"{held:x} beyond {allowed:x}"
+
+
+@pytest.mark.parametrize("level", CONTAINED)
+def test_printed_text_decides_no_verdict(level: str) -> None:
+    with start_or_skip(level) as sb:
+        fake_setup, fake_memory, real_memory = sb.run(
+            [
+                ExecJob(hp.FAKE_SANDBOX_ERROR, "", 2.0),
+                ExecJob(hp.FAKE_MEMORY_LIMIT, "", 2.0),
+                ExecJob(hp.HUGE_ALLOCATION, "", 2.0, 256),
+            ]
+        )
+    assert fake_setup.status is ExecStatus.RUNTIME_ERROR, fake_setup
+    assert fake_memory.status is ExecStatus.RUNTIME_ERROR, fake_memory
+    assert real_memory.status is ExecStatus.MEMORY_LIMIT and real_memory.exit_code == 1, real_memory
+
+
+def test_bwrap_options_are_not_on_its_command_line() -> None:
+    """/proc/1 of the bwrap namespace is bubblewrap itself: its command line must not list host paths."""
+    if "bwrap" not in HIDING:
+        pytest.skip("bubblewrap is not installed")
+    program = "print(open('/proc/1/cmdline', 'rb').read().split(b'\\0')[:4])"
+    with start_or_skip("bwrap") as sb:
+        out = sb.run([ExecJob(program, "", 2.0)])[0].stdout
+    assert out.startswith("[b'bwrap', b'--args'"), out
+    assert str(REPO) not in out

@@ -19,8 +19,10 @@ In every level programs get a minimal environment (``ENV_ALLOWLIST``), never the
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -118,6 +120,18 @@ def drops_uid(level: str) -> bool:
     return level != "none" and hasattr(os, "geteuid") and os.geteuid() == 0
 
 
+BWRAP_CAPS = ("CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_KILL", "CAP_SETGID", "CAP_SETUID")
+
+
+@functools.lru_cache(maxsize=1)
+def _bwrap_version() -> tuple[int, ...]:
+    try:
+        out = subprocess.run(["bwrap", "--version"], capture_output=True, text=True, timeout=10).stdout
+        return tuple(int(x) for x in out.split()[-1].split("."))
+    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+        return (0,)
+
+
 def _bwrap_args(ops: Sequence[view.MountOp]) -> list[str]:
     args = [
         "bwrap",
@@ -131,6 +145,12 @@ def _bwrap_args(ops: Sequence[view.MountOp]) -> list[str]:
     ]
     if os.geteuid() != 0:
         args.append("--unshare-user")  # unprivileged bubblewrap needs a user namespace
+        if _bwrap_version() >= (0, 8):
+            args.append("--disable-userns")  # and programs may not make further ones (seccomp denies it too)
+    else:  # root: bubblewrap would keep every capability; the worker needs these only (worker_mounts.py)
+        args += ["--cap-drop", "ALL"]
+        for cap in BWRAP_CAPS:
+            args += ["--cap-add", cap]
     args += view.bwrap_args(ops)
     args += ["--remount-ro", "/", "--chdir", "/tmp", "--clearenv"]
     for key, value in {**env_allowlist(), "PYTHONHASHSEED": "0"}.items():

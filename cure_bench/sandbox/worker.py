@@ -17,6 +17,7 @@ outputs live only in bytearrays that are zeroed after use. EOF on the request pi
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import json
 import os
@@ -89,6 +90,8 @@ STDERR_TAIL = 4096
 SCRATCH_DIRS = ("/tmp", "/dev/shm", "/var/tmp", "/run/lock")
 SCRATCH_BYTES = 256 * 2**20  # per scratch tmpfs, at most (and at most the memory limit; counted by its cgroup)
 SETUP_FAILED = 121  # exit code of a child whose sandbox setup failed (not the program's fault)
+MEMORY_EXIT = 122  # exit code of a program that died of an uncaught MemoryError / ENOMEM (reported as 1)
+_status_fds = (-1, -1)  # setup failures travel here: closed in the child before the program runs
 _current_child = 0  # pid of the execution in progress, for the SIGTERM handler
 _uid = -1  # the executions' uid, for the SIGTERM handler
 _acct = account.Accounting(None, 0)  # this slot's counters (set up in _startup)
@@ -221,7 +224,8 @@ def _run_program(source: str, workdir: str) -> int:
     except BaseException as exc:
         tb = exc.__traceback__
         traceback.print_exception(type(exc), exc, tb.tb_next if tb is not None else None)  # hide this frame
-        rc = 1
+        out_of_memory = isinstance(exc, MemoryError) or (isinstance(exc, OSError) and exc.errno == errno.ENOMEM)
+        rc = MEMORY_EXIT if out_of_memory else 1  # by exception type, never by what was printed
     try:
         threading._shutdown()  # type: ignore[attr-defined]  # join non-daemon threads, as at interpreter exit
         atexit._run_exitfuncs()
@@ -265,7 +269,9 @@ def _child(job: dict, cfg: dict, fds: tuple[int, int, int], workdir: str) -> Non
         os.setsid()  # own process group: the supervisor kills the group, the subreaper catches escapees
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
-        os.closerange(3, 1 << 16)  # the request/reply pipes and everything else of the worker
+        status_w = _status_fds[1]
+        os.closerange(3, status_w)  # the request/reply pipes and everything else of the worker...
+        os.closerange(status_w + 1, 1 << 16)  # ...but the setup-status pipe, closed once setup is done
         _own_scratch(job, cfg)
         _make_workdir(job, cfg, workdir)
         os.chdir(workdir)
@@ -281,9 +287,24 @@ def _child(job: dict, cfg: dict, fds: tuple[int, int, int], workdir: str) -> Non
         signal.signal(signal.SIGINT, signal.default_int_handler)
         _fresh_stdio()
     except BaseException as exc:  # pragma: no cover - only on a broken sandbox
-        os.write(2, f"cure sandbox: child setup failed: {exc!r}\n".encode())
+        os.write(_status_fds[1], f"cure sandbox: child setup failed: {exc!r}".encode()[:4000])
         os._exit(SETUP_FAILED)
+    os.close(_status_fds[1])  # from here on the program runs: it cannot write this channel
     os._exit(_run_program(job["program"], workdir))
+
+
+def _setup_failure() -> bytes:
+    """What the last child reported on the setup-status pipe (empty: setup went fine)."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(_status_fds[0], 4096)
+        except BlockingIOError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 # ------------------------------------------------------------------------------------------ worker side
@@ -309,9 +330,9 @@ def _classify(
     reason: str | None,
     job: dict,
     over: bool,
-    err: bytes | bytearray,
 ) -> str:
-    """The execution's status; ``cpu``, ``peak_mb`` and ``oom`` cover all its processes (worker_account)."""
+    """The execution's status; ``cpu``, ``peak_mb`` and ``oom`` cover all its processes (worker_account).
+    Nothing the program prints decides it (a setup failure is reported on its own pipe, see _child)."""
     sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
     if reason == "time" or cpu > job["time_limit_s"] or sig == signal.SIGXCPU:
         return "time_limit"
@@ -320,9 +341,7 @@ def _classify(
     code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
     if code == 0:
         return "ok"
-    if code == SETUP_FAILED and b"cure sandbox: child setup failed" in err:
-        return "sandbox_error"
-    if oom or b"MemoryError" in err or b"Cannot allocate memory" in err or peak_mb >= 0.95 * job["memory_limit_mb"]:
+    if oom or code == MEMORY_EXIT or peak_mb >= 0.95 * job["memory_limit_mb"]:
         return "memory_limit"
     return "runtime_error"
 
@@ -370,11 +389,19 @@ def execute(job: dict, stdin: bytearray, cfg: dict) -> tuple[dict, bytearray, by
         shutil.rmtree(workdir, ignore_errors=True)
         if cfg.get("own_view"):
             mounts.clean_scratch(SCRATCH_DIRS)
-            mounts.clean_ipc()
+            mounts.clean_ipc(cfg["uid"])
     peak_mb = peak if peak is not None else usage.ru_maxrss / 1024
+    exit_code = os.waitstatus_to_exitcode(status)
+    failure = _setup_failure()
+    if failure:
+        return (
+            {"status": "sandbox_error", "exit_code": None, "cpu_s": cpu, "wall_s": wall, "peak_memory_mb": 0.0},
+            bytearray(),
+            bytearray(failure),
+        )
     report = {
-        "status": _classify(status, cpu, peak_mb, oom, reason, job, out_size > cap or err_size > cap, err),
-        "exit_code": os.waitstatus_to_exitcode(status),
+        "status": _classify(status, cpu, peak_mb, oom, reason, job, out_size > cap or err_size > cap),
+        "exit_code": 1 if exit_code == MEMORY_EXIT else exit_code,
         "cpu_s": cpu,
         "wall_s": wall,
         "peak_memory_mb": peak_mb,
@@ -396,8 +423,10 @@ def _startup(cfg: dict) -> tuple[int, int]:
     os.dup2(null, 0)
     os.dup2(null, 1)
     os.close(null)
-    global _uid, _acct
+    global _uid, _acct, _status_fds
     _uid = cfg["uid"]
+    _status_fds = os.pipe()
+    os.set_blocking(_status_fds[0], False)
     _acct = account.Accounting(cfg.get("cgroups"), int(cfg["nproc"]))
     _acct.start()
     sup.portable = bool(cfg.get("portable")) or sup.portable
@@ -419,6 +448,8 @@ def _startup(cfg: dict) -> tuple[int, int]:
     if not sup.portable:  # the worker never needs them either; every program forked from here inherits it
         sup.prctl(sup.PR_SET_NO_NEW_PRIVS, 1)
         mounts.deny_syscalls()
+        # per-execution namespaces where the worker shares the host's view need CAP_SYS_ADMIN (rlimits, none)
+        mounts.drop_capabilities(mounts.WORKER_CAPS + (() if cfg.get("own_view") else (mounts.CAP_SYS_ADMIN,)))
     for name in PRELOAD:
         with contextlib.suppress(ImportError):
             __import__(name)

@@ -10,8 +10,9 @@
   ``unshare``), those directories are already private size-capped tmpfs; after each execution the worker
   empties them and removes every IPC object (measured: namespaces per execution cost ~0.25 ms of CPU each,
   about 9% of a CPU-light execution; emptying costs ~0.03 ms).
-- ``deny_syscalls``: a seccomp filter on the program: no kernel keyring calls (a keyring is per uid and
-  would outlive the execution).
+- ``deny_syscalls``: a seccomp filter on the worker and so on every program: no kernel keyring calls (a
+  keyring is per uid and would outlive the execution), no new user namespaces (less kernel surface).
+- ``drop_capabilities``: the worker keeps only the capabilities it needs.
 """
 
 from __future__ import annotations
@@ -138,21 +139,43 @@ _IPC_RMID = 0
 _SYSV = (("shm", "shmctl"), ("msg", "msgctl"), ("sem", "semctl"))
 
 
-def clean_ipc(mqueue_dir: str = "/dev/mqueue") -> None:
-    """Remove every SysV segment, queue and semaphore set and every POSIX message queue of the worker's own
-    IPC namespace (bwrap/unshare give each worker one); every process of the execution is dead by now."""
+def _sysv_objects() -> list[tuple[str, int]]:
+    found = []
     for kind, call in _SYSV:
         try:
             with open(f"/proc/sysvipc/{kind}") as f:
-                rows = f.read().splitlines()[1:]
+                found += [(call, int(row.split()[1])) for row in f.read().splitlines()[1:]]
         except OSError:
             continue
-        for row in rows:
-            fn = getattr(_libc, call)
-            if kind == "sem":
-                fn(int(row.split()[1]), 0, _IPC_RMID)
-            else:
-                fn(int(row.split()[1]), _IPC_RMID, None)
+    return found
+
+
+def _remove_sysv(objects: list[tuple[str, int]]) -> None:
+    for call, ident in objects:
+        if call == "semctl":
+            _libc.semctl(ident, 0, _IPC_RMID)
+        else:
+            getattr(_libc, call)(ident, _IPC_RMID, None)
+
+
+def clean_ipc(uid: int, mqueue_dir: str = "/dev/mqueue") -> None:
+    """Remove every SysV segment, queue and semaphore set and every POSIX message queue of the worker's own
+    IPC namespace (bwrap/unshare give each worker one); every process of the execution is dead by now.
+    Removing another uid's SysV object needs CAP_SYS_ADMIN, which the worker gave up: a helper running as
+    the execution's uid removes them (only when there are any)."""
+    objects = _sysv_objects()
+    if objects and uid >= 0:
+        helper = os.fork()
+        if helper == 0:
+            try:
+                os.setgid(uid)
+                os.setuid(uid)
+                _remove_sysv(objects)
+            finally:
+                os._exit(0)
+        os.waitpid(helper, 0)
+    elif objects:
+        _remove_sysv(objects)
     try:
         names = os.listdir(mqueue_dir)
     except OSError:
@@ -185,10 +208,11 @@ PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
 _RET_ALLOW, _RET_ERRNO = 0x7FFF0000, 0x00050000
 EPERM, ENOSYS = 1, 38
 _ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
-_NR = {  # add_key, request_key, keyctl
-    "x86_64": (248, 249, 250),
-    "aarch64": (217, 218, 219),
+_NR = {  # (add_key, request_key, keyctl), (unshare, clone), clone3
+    "x86_64": ((248, 249, 250), (272, 56), 435),
+    "aarch64": ((217, 218, 219), (97, 220), 435),
 }
+CLONE_NEWUSER = 0x10000000
 
 
 class _Filter(ctypes.Structure):
@@ -200,13 +224,22 @@ class _Prog(ctypes.Structure):
 
 
 def _program(arch: str) -> list[tuple[int, int, int, int]]:
-    """The filter: another syscall ABI -> ENOSYS; kernel keyring calls -> EPERM; everything else allowed."""
-    ld_abs, jeq, ret = 0x20, 0x15, 0x06
-    denied = _NR[arch]
+    """The filter: another syscall ABI -> ENOSYS; kernel keyring calls -> EPERM; unshare/clone asking for a
+    new user namespace -> EPERM; clone3 (whose flags a filter cannot read) -> ENOSYS, so the C library falls
+    back to clone; everything else allowed."""
+    ld_abs, jeq, jset, ret = 0x20, 0x15, 0x45, 0x06
+    keyring, cloning, clone3 = _NR[arch]
     code = [(ld_abs, 0, 0, 4), (jeq, 1, 0, _ARCH[arch]), (ret, 0, 0, _RET_ERRNO | ENOSYS), (ld_abs, 0, 0, 0)]
-    for i, nr in enumerate(denied):  # jump to the EPERM return just after the final ALLOW
-        code.append((jeq, len(denied) - i, 0, nr))
-    return [*code, (ret, 0, 0, _RET_ALLOW), (ret, 0, 0, _RET_ERRNO | EPERM)]
+    code.append((jeq, 0, 1, clone3))
+    code.append((ret, 0, 0, _RET_ERRNO | ENOSYS))
+    # from here: n checks, then [ALLOW, EPERM, load flags, jset -> EPERM, ALLOW]
+    checks = [(nr, "deny") for nr in keyring] + [(nr, "flags") for nr in cloning]
+    for i, (nr, what) in enumerate(checks):
+        left = len(checks) - i - 1  # checks after this one
+        code.append((jeq, left + (1 if what == "deny" else 2), 0, nr))
+    code += [(ret, 0, 0, _RET_ALLOW), (ret, 0, 0, _RET_ERRNO | EPERM)]
+    code += [(ld_abs, 0, 0, 16), (jset, 0, 1, CLONE_NEWUSER), (ret, 0, 0, _RET_ERRNO | EPERM), (ret, 0, 0, _RET_ALLOW)]
+    return code
 
 
 def deny_syscalls() -> bool:
@@ -219,4 +252,33 @@ def deny_syscalls() -> bool:
     filters = (_Filter * len(code))(*(_Filter(*c) for c in code))
     prog = _Prog(len(code), filters)
     _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0), "seccomp")
+    return True
+
+
+# ----------------------------------------------------------------------------------------------- capabilities
+
+CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_KILL, CAP_SETGID, CAP_SETUID, CAP_SYS_ADMIN = 0, 1, 3, 5, 6, 7, 21
+WORKER_CAPS = (CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_KILL, CAP_SETGID, CAP_SETUID)
+"""What the worker needs: make and remove executions' files, signal their processes, drop to their uid."""
+PR_CAPBSET_DROP, _CAP_VERSION_3 = 24, 0x20080522
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def drop_capabilities(keep: tuple[int, ...]) -> bool:
+    """Keep only ``keep`` (bounding, permitted and effective sets); False where we hold none to drop."""
+    if os.geteuid() != 0:
+        return False
+    for cap in range(64):
+        if cap not in keep:
+            _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)  # EINVAL past the kernel's last capability: fine
+    mask = sum(1 << c for c in keep)
+    data = (_CapData * 2)(_CapData(mask & 0xFFFFFFFF, mask & 0xFFFFFFFF, 0), _CapData(mask >> 32, mask >> 32, 0))
+    _check(_libc.capset(ctypes.byref(_CapHeader(_CAP_VERSION_3, 0)), data), "capset")
     return True

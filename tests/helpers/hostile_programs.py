@@ -300,3 +300,31 @@ try:
 except OSError as exc:
     print('refused', exc.errno)
 """
+
+
+NEW_USER_NAMESPACE = """
+import ctypes, threading
+libc = ctypes.CDLL(None, use_errno=True)
+rc = libc.unshare(0x10000000)  # CLONE_NEWUSER: root in a namespace of its own, more kernel to attack
+print('unshare', rc, ctypes.get_errno())
+done = []
+t = threading.Thread(target=lambda: done.append(1))  # threads (clone3 -> clone) still work
+t.start()
+t.join()
+print('thread', len(done))
+"""
+
+FAKE_SANDBOX_ERROR = """
+import os, sys
+sys.stderr.write('cure sandbox: child setup failed: OSError()\\n')
+sys.stderr.flush()
+os._exit(121)
+"""
+
+FAKE_MEMORY_LIMIT = "import sys\nsys.stderr.write('MemoryError\\nCannot allocate memory\\n')\nsys.exit(1)\n"
+
+WORKER_CAPABILITIES = """
+import os
+with open(f'/proc/{os.getppid()}/status') as f:
+    print(int([l for l in f if l.startswith('CapEff:')][0].split()[1], 16))
+"""
