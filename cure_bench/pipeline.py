@@ -166,7 +166,7 @@ def _run(
         _extract(task, coder_msgs[i], tester_msgs[i] if tester_msgs else None, code_answers[i], test_answers[i], cfg)
         for i, task in enumerate(tasks)
     ]
-    tables, sandbox_info = _judge(cfg, tasks, records, run_dir, progress)
+    tables, sandbox_info = _judge(cfg, tasks, records, run_dir, progress, hide=[dataset.path, run_dir.parent])
     for record, table in zip(records, tables, strict=True):
         record.table = table
 
@@ -387,8 +387,15 @@ def _check_sandbox_starts(cfg: BenchConfig) -> None:
 
 
 def _judge(
-    cfg: BenchConfig, tasks: Sequence[Task], records: Sequence[TaskRecord], run_dir: Path, progress: Progress
+    cfg: BenchConfig,
+    tasks: Sequence[Task],
+    records: Sequence[TaskRecord],
+    run_dir: Path,
+    progress: Progress,
+    hide: Sequence[Path] = (),
 ) -> tuple[list[TaskTable], dict[str, Any]]:
+    """Judge every program; ``hide`` (the dataset file, the output directory) must be invisible to programs:
+    the sandbox checks that from inside before it runs anything."""
     from cure_bench.sandbox import Sandbox, TableSpec, build_tables
 
     specs = [
@@ -405,7 +412,13 @@ def _judge(
     cache_dir = run_dir / rundir.EXEC_CACHE_DIR if cfg.exec_cache else None
     stage = "judge"
     try:
-        with Sandbox(workers=cfg.workers, isolation=cfg.sandbox, cache_dir=cache_dir, use_cache=cfg.exec_cache) as box:
+        with Sandbox(
+            workers=cfg.workers,
+            isolation=cfg.sandbox,
+            cache_dir=cache_dir,
+            use_cache=cfg.exec_cache,
+            hide=[run_dir, *hide],
+        ) as box:
             progress.start(stage, 0)
             tables = build_tables(
                 box, specs, compare=cfg.compare, on_progress=lambda done, n: progress.advance(stage, done, n)

@@ -24,6 +24,9 @@ logger = logging.getLogger("cure_bench.sandbox")
 
 PIPELINE_DEPTH = 2
 SMALL_FRAME = 48 * 1024
+RESULTS_QUEUED = 8
+"""Results waiting for their caller at most, per ``run`` call: a slow caller makes the drivers wait (and
+the workers behind them), so results never pile up in the parent's memory."""
 
 
 @dataclass
@@ -51,7 +54,13 @@ class Item:
         return 20 * self.job.time_limit_s + 60
 
     def answer(self, result: ExecResult | BaseException) -> None:
-        self.batch.results.put((self.key, result))
+        """Hand the result to the caller; waits while its queue is full, gives up once it stopped caring."""
+        while not self.batch.cancelled:
+            try:
+                self.batch.results.put((self.key, result), timeout=0.1)
+                return
+            except queue.Full:
+                continue
 
 
 class Driver:

@@ -64,6 +64,21 @@ def encode_request(program: str, stdin: str, time_limit_s: float, memory_limit_m
     return struct.pack(">II", len(header), len(data)) + header + data
 
 
+def _hide_bwrap_args(argv: list[str]) -> tuple[list[str], int | None]:
+    """bubblewrap reads its options from a memfd (``--args FD``) instead of its command line, which every
+    program could read at /proc/1/cmdline (it names host paths)."""
+    if not argv or argv[0] != "bwrap" or "--" not in argv or not hasattr(os, "memfd_create"):
+        return argv, None
+    cut = argv.index("--")
+    fd = os.memfd_create("bwrap-args", 0)  # not close-on-exec: bubblewrap inherits it
+    data = b"".join(a.encode() + b"\0" for a in argv[1:cut])
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.lseek(fd, 0, os.SEEK_SET)
+    return ["bwrap", "--args", str(fd), *argv[cut:]], fd
+
+
 class WorkerDied(Exception):
     """The worker exited or stopped answering; the caller restarts it."""
 
@@ -77,24 +92,35 @@ class WorkerProcess:
             "max_output_bytes": max_output_bytes,
             "nproc": NPROC_PER_EXECUTION,
             "workroot": spec.workroot,
-            "cover": list(spec.cover),
+            "view": [list(op) for op in spec.view],
+            "site": spec.site,
+            "own_view": spec.site is not None,  # bwrap/unshare: private scratch tmpfs, emptied per execution
             "portable": spec.portable,
+            "cgroups": spec.cgroups,
         }
+        pass_fds = tuple(int(v[0]) for v in (spec.cgroups or {}).values())  # type: ignore[call-overload]
+        argv, args_fd = _hide_bwrap_args(spec.argv)
+        if args_fd is not None:
+            pass_fds += (args_fd,)
         self.log_path = log_path
         with open(log_path, "ab") as log:
             try:
                 self.proc = subprocess.Popen(
-                    [*spec.argv, json.dumps(cfg)],
+                    [*argv, json.dumps(cfg)],
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     stderr=log,
                     env=spec.env,
                     bufsize=0,
                     close_fds=True,
+                    pass_fds=pass_fds,
                     start_new_session=True,
                 )
             except OSError as exc:
                 raise SandboxError(f"cannot start sandbox worker {spec.argv[0]!r}: {exc}") from exc
+            finally:
+                if args_fd is not None:
+                    os.close(args_fd)
         self._in = self.proc.stdin.fileno()  # type: ignore[union-attr]
         self._out = self.proc.stdout.fileno()  # type: ignore[union-attr]
         try:
@@ -134,7 +160,7 @@ class WorkerProcess:
         """A reply frame (see worker.send), with stdout and stderr_tail decoded."""
         deadline = time.monotonic() + timeout_s
         header_len, out_len, err_len = struct.unpack(">III", self._read_exact(12, deadline))
-        reply = json.loads(self._read_exact(header_len, deadline))
+        reply: dict[str, Any] = json.loads(self._read_exact(header_len, deadline))
         reply["stdout"] = self._read_exact(out_len, deadline).decode("utf-8", "replace")
         reply["stderr_tail"] = self._read_exact(err_len, deadline).decode("utf-8", "replace")
         return reply

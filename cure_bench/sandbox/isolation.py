@@ -2,14 +2,15 @@
 
 Levels, strongest first (``auto`` takes the first that starts):
 
-- ``bwrap``: bubblewrap namespaces (network, pid, ipc, uts, mount). The filesystem is a fresh root holding
-  only read-only system directories and the interpreter's install; /tmp is a private size-capped tmpfs; the
-  repository, datasets, caches, run directories and $HOME are simply not there.
-- ``unshare``: util-linux ``unshare`` namespaces (network, pid, ipc, uts, mount). The filesystem is the
-  host's, read through the unprivileged uid's permissions, except that /tmp is private and the caller's
-  working directory, $HOME and the result cache are covered by empty tmpfs mounts.
+- ``bwrap``: bubblewrap namespaces (network, pid, ipc, uts, mount). The filesystem is the allow-list view
+  of ``view.py``: read-only /usr (site-packages masked), the interpreter and its standard library, the
+  judge's allowed packages, a minimal /etc, private size-capped tmpfs for the scratch directories. The
+  repository, the toolkit's package, datasets, caches, run directories and $HOME are simply not there.
+- ``unshare``: util-linux ``unshare`` namespaces (network, pid, ipc, uts, mount); the worker builds the same
+  allow-list view itself and pivot_roots into it (``worker_mounts.build_view``).
 - ``rlimits``: no namespaces (e.g. macOS, containers without user namespaces): rlimits, an unprivileged uid
-  when we run as root, a private working directory; network and world-readable files are reachable.
+  when we run as root, a private working directory; network and world-readable files are reachable, so
+  the start-up probe refuses to run if the caller's explicit must-hide paths are readable.
 - ``none``: rlimits for judge semantics (time/memory/output limits) and nothing else. Only when asked.
 
 In every level programs get a minimal environment (``ENV_ALLOWLIST``), never the caller's variables.
@@ -18,8 +19,10 @@ In every level programs get a minimal environment (``ENV_ALLOWLIST``), never the
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -27,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cure_bench.errors import SandboxError
+from cure_bench.sandbox import view
+from cure_bench.sandbox.view import real_python as real_python
 
 LEVELS = ("bwrap", "unshare", "rlimits", "none")
 AUTO_ORDER = ("bwrap", "unshare", "rlimits")
@@ -35,24 +40,26 @@ UID_BLOCK = 1024
 """Each live Sandbox claims its own block of UID_BLOCK uids from UID_BASE up (only when the parent is root),
 and worker slot i runs programs as block start + i: one uid per slot keeps RLIMIT_NPROC per execution,
 stops programs in different slots (or different Sandboxes on the machine) from signalling each other."""
-TMPFS_BYTES = 1 << 30
-WORKER_MOUNT = "/opt/cure-sandbox/worker.py"
 WORKER_SOURCE = Path(__file__).with_name("worker.py")
-WORKER_FILES = ("worker.py", "worker_supervise.py")  # stdlib-only files the worker runs from
+WORKER_FILES = (
+    "worker.py",
+    "worker_supervise.py",
+    "worker_mounts.py",
+    "worker_account.py",
+)  # stdlib-only files the worker runs from
 PORTABLE = os.environ.get("CURE_SANDBOX_PORTABLE") == "1" or not sys.platform.startswith("linux")
 """Workers avoid Linux-only facilities (memfd, pidfd, /proc, subreaper); forced on Linux by tests."""
-SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 
 CONTAINS = {
     "bwrap": {
         "network": "none",
-        "filesystem": "read-only system dirs + interpreter; private /tmp",
+        "filesystem": "allow-list: /usr, interpreter + stdlib, judge packages, minimal /etc; private tmpfs scratch",
         "pid_namespace": True,
     },
     "unshare": {
         "network": "none",
-        "filesystem": "host via the unprivileged uid's permissions; private /tmp; "
-        "working directory, $HOME and cache hidden",
+        "filesystem": "allow-list (pivot_root): /usr, interpreter + stdlib, judge packages, minimal /etc; "
+        "private tmpfs scratch",
         "pid_namespace": True,
     },
     "rlimits": {"network": "host", "filesystem": "host (unprivileged uid permissions only)", "pid_namespace": False},
@@ -99,11 +106,6 @@ def env_allowlist() -> dict[str, str]:
     }
 
 
-def real_python() -> str:
-    """The interpreter's real path: a version-manager shim costs ~80 ms per start and may not be visible."""
-    return os.path.realpath(sys.executable)
-
-
 def available(level: str) -> bool:
     """Cheap precondition for a level (the real test is whether a worker starts under it)."""
     if level == "bwrap":
@@ -118,24 +120,19 @@ def drops_uid(level: str) -> bool:
     return level != "none" and hasattr(os, "geteuid") and os.geteuid() == 0
 
 
-def _python_dirs() -> list[str]:
-    """Directories the interpreter needs: its install prefixes and any site-packages outside them.
-
-    The current directory and editable-install source trees are left out on purpose: they are the
-    repository, where datasets and run outputs live.
-    """
-    dirs = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}
-    dirs.add(os.path.dirname(os.path.dirname(real_python())))
-    cwd = os.path.realpath(os.getcwd())
-    for entry in sys.path:
-        real = os.path.realpath(entry) if entry else cwd
-        if os.path.isdir(real) and "site-packages" in real and not real.startswith(cwd):
-            dirs.add(real)
-    keep = sorted(d for d in dirs if not d.startswith("/usr/") and d != "/usr")
-    return [d for d in keep if not any(d != o and d.startswith(o + "/") for o in keep)]
+BWRAP_CAPS = ("CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_KILL", "CAP_SETGID", "CAP_SETUID")
 
 
-def _bwrap_args() -> list[str]:
+@functools.lru_cache(maxsize=1)
+def _bwrap_version() -> tuple[int, ...]:
+    try:
+        out = subprocess.run(["bwrap", "--version"], capture_output=True, text=True, timeout=10).stdout
+        return tuple(int(x) for x in out.split()[-1].split("."))
+    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+        return (0,)
+
+
+def _bwrap_args(ops: Sequence[view.MountOp]) -> list[str]:
     args = [
         "bwrap",
         "--unshare-ipc",
@@ -148,34 +145,14 @@ def _bwrap_args() -> list[str]:
     ]
     if os.geteuid() != 0:
         args.append("--unshare-user")  # unprivileged bubblewrap needs a user namespace
-    for path in SYSTEM_DIRS:
-        if os.path.islink(path):
-            args += ["--symlink", os.readlink(path), path]
-        elif os.path.isdir(path):
-            args += ["--ro-bind", path, path]
-    made: set[str] = set()
-    for path in _python_dirs():
-        # bwrap would create missing parents like /root as 0700: make them traversable for the program's uid
-        for parent in reversed(Path(path).parents[:-1]):
-            if str(parent) not in made:
-                made.add(str(parent))
-                args += ["--perms", "0755", "--dir", str(parent)]
-        args += ["--ro-bind", path, path]
-    args += [
-        "--proc",
-        "/proc",
-        "--dev",
-        "/dev",
-        "--size",
-        str(TMPFS_BYTES),
-        "--tmpfs",
-        "/tmp",
-        "--chdir",
-        "/tmp",
-        "--clearenv",
-    ]
-    for name in WORKER_FILES:
-        args += ["--ro-bind", str(WORKER_SOURCE.with_name(name)), str(Path(WORKER_MOUNT).with_name(name))]
+        if _bwrap_version() >= (0, 8):
+            args.append("--disable-userns")  # and programs may not make further ones (seccomp denies it too)
+    else:  # root: bubblewrap would keep every capability; the worker needs these only (worker_mounts.py)
+        args += ["--cap-drop", "ALL"]
+        for cap in BWRAP_CAPS:
+            args += ["--cap-add", cap]
+    args += view.bwrap_args(ops)
+    args += ["--remount-ro", "/", "--chdir", "/tmp", "--clearenv"]
     for key, value in {**env_allowlist(), "PYTHONHASHSEED": "0"}.items():
         args += ["--setenv", key, value]
     return [*args, "--"]
@@ -184,45 +161,35 @@ def _bwrap_args() -> list[str]:
 @dataclass(frozen=True)
 class WorkerSpec:
     """How to start one worker: its argv, environment, where it makes per-execution directories, and
-    which directories it covers with an empty tmpfs before running anything (``unshare`` level)."""
+    (``unshare`` level) the view it builds for itself before running anything."""
 
     argv: list[str]
     env: dict[str, str]
     workroot: str
     uid: int
-    cover: tuple[str, ...] = ()
+    view: tuple[view.MountOp, ...] = ()  # unshare level: the worker builds this view itself, then pivots into it
+    site: str | None = None  # the judge's site-packages inside the view (None: the host interpreter's own)
     portable: bool = False
+    cgroups: dict[str, list[object]] | None = None  # resource -> [directory fd, "v1"/"v2"] (cgroups.py)
 
 
-def hidden_paths(extra: Sequence[str | Path] = ()) -> list[str]:
-    """Directories the ``unshare`` worker covers with an empty tmpfs in its own mount namespace: /tmp (made
-    private), the caller's working directory (the repository: datasets, run outputs), $HOME and ``extra``
-    (the result cache). A directory holding the interpreter or a system directory is never covered."""
-    needed = [*_python_dirs(), *SYSTEM_DIRS]
-    found: list[str] = []
-    for path in sorted({os.path.realpath(p) for p in ["/tmp", os.getcwd(), str(Path.home()), *map(str, extra)]}):
-        if path == "/" or not os.path.isdir(path) or any(n == path or n.startswith(path + "/") for n in needed):
-            continue
-        if not any(path.startswith(h + "/") for h in found):  # inside a covered one: already hidden
-            found.append(path)
-    return found
-
-
-def worker_spec(
-    level: str, slot: int, private_dir: Path, hide: Sequence[str | Path] = (), uid_base: int = UID_BASE
-) -> WorkerSpec:
+def worker_spec(level: str, slot: int, private_dir: Path, env: view.JudgeEnv, uid_base: int = UID_BASE) -> WorkerSpec:
     """Command line for worker ``slot`` under ``level``; ``private_dir`` is a parent-owned 0711 directory,
-    ``hide`` extra directories (the result cache) programs must not see where the level can hide them,
-    ``uid_base`` the start of this sandbox's uid block."""
-    python = [real_python(), "-s", "-B"]
-    env = {**env_allowlist(), "PYTHONHASHSEED": "0"}  # same set/dict order in every worker: load-independent
+    ``env`` the judge environment, ``uid_base`` the start of this sandbox's uid block."""
+    python = [env.python, "-s", "-B"]
+    environ = {**env_allowlist(), "PYTHONHASHSEED": "0"}  # same set/dict order in every worker: load-independent
     uid = uid_base + slot if drops_uid(level) else -1
+    files = [WORKER_SOURCE.with_name(name) for name in WORKER_FILES]
+    worker = str(Path(view.WORKER_DIR) / WORKER_SOURCE.name)
     if level == "bwrap":
-        return WorkerSpec([*_bwrap_args(), *python, WORKER_MOUNT], env, "/tmp", uid, portable=PORTABLE)
+        ops = view.view_ops(env, files)
+        argv = [*_bwrap_args(ops), *python, worker]
+        return WorkerSpec(argv, environ, "/tmp", uid, site=view.JUDGE_SITE, portable=PORTABLE)
     workroot = str(private_dir / f"worker-{slot}")
     if level == "unshare":
         wrap = ["unshare", "--net", "--pid", "--ipc", "--uts", "--fork", "--kill-child", "--mount-proc"]
         if os.geteuid() != 0:
             wrap[1:1] = ["--user", "--map-root-user"]
-        return WorkerSpec([*wrap, *python, str(WORKER_SOURCE)], env, workroot, uid, tuple(hidden_paths(hide)), PORTABLE)
-    return WorkerSpec([*python, str(WORKER_SOURCE)], env, workroot, uid, portable=PORTABLE)
+        argv = [*wrap, *python, str(WORKER_SOURCE)]
+        return WorkerSpec(argv, environ, workroot, uid, tuple(view.view_ops(env, files)), view.JUDGE_SITE, PORTABLE)
+    return WorkerSpec([*python, str(WORKER_SOURCE)], environ, workroot, uid, portable=PORTABLE)

@@ -8,6 +8,7 @@ allows it, or crashed) is replaced and its job retried once.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import queue
@@ -22,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from cure_bench.errors import ConfigError, SandboxError
-from cure_bench.sandbox import isolation
-from cure_bench.sandbox._driver import Batch, Driver, Item
+from cure_bench.sandbox import cgroups, isolation, view
+from cure_bench.sandbox._driver import PIPELINE_DEPTH, RESULTS_QUEUED, Batch, Driver, Item
 from cure_bench.sandbox._worker_proc import NPROC_PER_EXECUTION, WorkerDied, WorkerProcess
 from cure_bench.sandbox.cache import ENGINE_VERSION, ResultCache, default_cache_dir, job_key
 from cure_bench.sandbox.isolation import UidBlock, drops_uid
@@ -32,10 +33,27 @@ from cure_bench.types import ExecJob, ExecResult
 logger = logging.getLogger("cure_bench.sandbox")
 
 ResultCallback = Callable[[int, ExecResult], None]
-_PROBE = (
-    "import json, os, socket\n"
-    "print(json.dumps({'uid': os.getuid(), 'ifaces': sorted(n for _, n in socket.if_nameindex())}))\n"
-)
+_PROBE = """
+import importlib.util, json, os, socket, sys
+seen = {}
+for path in json.loads(sys.stdin.read()):
+    try:
+        st = os.stat(path)
+    except OSError:
+        continue
+    try:
+        os.listdir(path) if os.path.isdir(path) else open(path, 'rb').close()
+        readable = True
+    except OSError:
+        readable = False
+    seen[path] = [st.st_dev, st.st_ino, readable]
+ifaces = sorted(n for _, n in socket.if_nameindex())
+toolkit = importlib.util.find_spec('cure_bench') is not None
+print(json.dumps({'uid': os.getuid(), 'ifaces': ifaces, 'seen': seen, 'toolkit': toolkit}))
+"""
+HIDING_LEVELS = ("bwrap", "unshare")
+"""Levels whose view is an allow-list: there every must-hide path is checked; at ``rlimits`` only the
+caller's explicit ``hide`` paths (they must at least be unreadable to the program uid)."""
 
 
 def default_workers() -> int:
@@ -60,6 +78,8 @@ class Sandbox:
         cache_dir: str | Path | None = None,
         use_cache: bool = True,
         max_output_bytes: int = 16 * 2**20,
+        packages: Sequence[str] = (),
+        hide: Sequence[str | Path] = (),
     ):
         if isolation not in ("auto", *isolation_levels()):
             raise ConfigError(
@@ -71,8 +91,12 @@ class Sandbox:
             raise ConfigError(f"max_output_bytes must be >= 1024, got {max_output_bytes}")
         self.workers = workers or default_workers()
         self.max_output_bytes = max_output_bytes
-        self._hide = [Path(cache_dir or default_cache_dir())] if use_cache else []
+        self.env = view.judge_env(packages)
+        self._explicit_hide = sorted({os.path.realpath(p) for p in hide})
+        cache_path = Path(cache_dir or default_cache_dir())
+        self._hide = view.must_hide([*hide, *([cache_path] if use_cache else [])])
         self._uids = UidBlock(self.workers) if drops_uid("rlimits") else None  # `isolation` is the argument here
+        self._cgroups = cgroups.create(_portable())  # `isolation` is the argument here
         self._private_dir = Path(tempfile.mkdtemp(prefix="cure-sandbox-"))
         self._private_dir.chmod(0o711)  # workers' uids traverse into their own 0700 directories only
         self._queue: queue.Queue[Item | None] = queue.Queue()
@@ -83,12 +107,13 @@ class Sandbox:
         # own PR_SET_PDEATHSIG fire when the *thread* that started them exits, not just the process.
         self._spawner = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="cure-sandbox-spawn")
         self._finalizer = weakref.finalize(
-            self, _shutdown, self._procs, self._lock, self._private_dir, self._spawner, self._uids
+            self, _shutdown, self._procs, self._lock, self._private_dir, self._spawner, self._uids, self._cgroups
         )
         try:
+            # the cache first: made and checked (0700, ours) before any program runs, so none can plant it
+            self._cache = ResultCache(cache_path) if use_cache else None
             self.isolation_level = self._detect(isolation)
             self._start_others()
-            self._cache = ResultCache(cache_dir or default_cache_dir()) if use_cache else None
         except BaseException:
             self.close()
             raise
@@ -157,15 +182,18 @@ class Sandbox:
 
     def _spawn_here(self, level: str, slot: int) -> WorkerProcess:
         base = self._uids.base if self._uids is not None else isolation.UID_BASE
-        spec = isolation.worker_spec(level, slot, self._private_dir, self._hide, base)
+        spec = isolation.worker_spec(level, slot, self._private_dir, self.env, base)
+        if self._cgroups is not None:
+            spec = dataclasses.replace(spec, cgroups=self._cgroups.fds(slot))
         return WorkerProcess(spec, self.max_output_bytes, self._private_dir / f"worker-{slot}.log")
 
     def _probe(self, proc: WorkerProcess, level: str) -> str | None:
-        """Run one tiny program and check the level holds what it promises (no network, other uid)."""
+        """Run one tiny program and check from inside that the level holds what it promises: no network,
+        another uid, the toolkit not importable, and none of the must-hide paths visible."""
         import json
 
         try:
-            reply = proc.execute(_PROBE, "", 10.0, 1024, timeout_s=60)
+            reply = proc.execute(_PROBE, json.dumps(self._hide), 10.0, 1024, timeout_s=60)
         except WorkerDied as exc:
             return f"probe program could not run ({exc}): {proc.log_tail()}"
         if reply["status"] != "ok":
@@ -175,6 +203,17 @@ class Sandbox:
             return f"network interfaces visible: {seen['ifaces']}"
         if isolation.drops_uid(level) and seen["uid"] == 0:
             return "programs still run as root"
+        if level in HIDING_LEVELS and seen["toolkit"]:
+            return "programs can import the cure_bench package"
+        visible = _visible(seen["seen"], self._hide if level in HIDING_LEVELS else self._explicit_hide, level)
+        if visible:
+            return (
+                "programs can see paths they must not: "
+                + ", ".join(visible)
+                + ". Refusing to run open; "
+                + ("make them unreadable to the program uids, " if level == "rlimits" else "")
+                + "install bubblewrap, or pass --sandbox none for trusted programs only"
+            )
         return None
 
     def _announce(self, level: str, requested: str, failures: list[str]) -> None:
@@ -233,23 +272,38 @@ class Sandbox:
         """Execute all jobs (identical ones once, cached ones never) and return results in job order.
 
         ``on_result(index, result)`` is called from the calling thread as each result arrives (cached
-        ones first). Safe to call from several threads at once.
+        ones first). Safe to call from several threads at once. Keeps every result until it returns: for
+        big submissions use ``run_each``, which keeps none.
         """
+        results: list[ExecResult | None] = [None] * len(jobs)
+
+        def keep(index: int, result: ExecResult) -> None:
+            results[index] = result
+            if on_result is not None:
+                on_result(index, result)
+
+        self.run_each(jobs, keep)
+        return results  # type: ignore[return-value]
+
+    def run_each(self, jobs: Sequence[ExecJob], on_result: ResultCallback) -> None:
+        """Execute all jobs like ``run``, handing each result to ``on_result(index, result)`` as it arrives
+        and keeping none: the harness holds at most ``max_results_in_flight()`` results at any moment, so
+        a caller that judges each result and keeps a verdict and a digest stays bounded (docs/sandbox.md)."""
         if self._closed:
             raise SandboxError("the sandbox was closed; create a new Sandbox")
         groups = self._group(jobs)
-        results: list[ExecResult | None] = [None] * len(jobs)
+        done: set[str] = set()
 
         def deliver(key: str, result: ExecResult) -> None:
+            done.add(key)
             for index in groups[key]:
-                results[index] = result
-                if on_result is not None:
-                    on_result(index, result)
+                on_result(index, result)
 
-        for key, result in (self._cache.get_many(groups) if self._cache else {}).items():
-            deliver(key, result)
-        pending = [key for key in groups if results[groups[key][0]] is None]
-        batch = Batch()
+        if self._cache is not None:
+            for key, result in self._cache.iter_many(groups):
+                deliver(key, result)
+        pending = [key for key in groups if key not in done]
+        batch = Batch(results=queue.Queue(maxsize=RESULTS_QUEUED))
         for key in pending:
             self._queue.put(Item(batch, key, jobs[groups[key][0]]))
         try:
@@ -258,9 +312,15 @@ class Sandbox:
                 if self._cache is not None:
                     self._cache.put(key, result)
                 deliver(key, result)
+                del result
         finally:
             batch.cancelled = True
-        return results  # type: ignore[return-value]
+
+    def max_results_in_flight(self) -> int:
+        """How many execution results the harness may hold at once: those being read from the workers'
+        pipes (PIPELINE_DEPTH per worker) plus those queued for the caller; each is at most
+        ``max_output_bytes`` of stdout plus a 4 KiB stderr tail."""
+        return self.workers * PIPELINE_DEPTH + RESULTS_QUEUED
 
     def _group(self, jobs: Sequence[ExecJob]) -> dict[str, list[int]]:
         groups: dict[str, list[int]] = {}
@@ -294,9 +354,18 @@ class Sandbox:
                 else None
             ),
             "workers": self.workers,
+            "accounting": (
+                {"per_execution": "slot cgroup", **self._cgroups.describe()}
+                if self._cgroups is not None
+                else {"per_execution": "every process of the execution (/proc + rusage)"}
+            ),
             "engine_version": ENGINE_VERSION,
             "python": sys.version.split()[0],
             "python_executable": isolation.real_python(),
+            "judge_env": (
+                self.env.describe() if self.isolation_level in HIDING_LEVELS else "host interpreter, all packages"
+            ),
+            "hidden_checked": self._hide if self.isolation_level in HIDING_LEVELS else self._explicit_hide,
             "cache": self._cache is not None,
             "cache_dir": self._cache_dir,
             "max_output_bytes": self.max_output_bytes,
@@ -342,8 +411,27 @@ class Sandbox:
         self.close()
 
 
+def _portable() -> bool:
+    return isolation.PORTABLE
+
+
 def isolation_levels() -> tuple[str, ...]:
     return isolation.LEVELS
+
+
+def _visible(seen: dict[str, list[Any]], paths: Sequence[str], level: str) -> list[str]:
+    """The paths the probe saw as the host's very file (same device and inode); at ``rlimits``, where
+    everything is the host's, those the program uid could also read."""
+    found = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        got = seen.get(path)
+        if got is not None and got[:2] == [st.st_dev, st.st_ino] and (level != "rlimits" or got[2]):
+            found.append(path)
+    return found
 
 
 def _validate(index: int, job: ExecJob) -> None:
@@ -370,6 +458,7 @@ def _shutdown(
     private_dir: Path,
     spawner: ThreadPoolExecutor,
     uids: isolation.UidBlock | None,
+    groups: cgroups.SlotCgroups | None,
 ) -> None:
     """Stop whatever workers remain (also the last resort at garbage collection or interpreter exit)."""
     with lock:
@@ -380,5 +469,7 @@ def _shutdown(
         proc.close_pipes()
     spawner.shutdown(wait=False)
     shutil.rmtree(private_dir, ignore_errors=True)
+    if groups is not None:
+        groups.close()  # the workers and every process they ran are gone
     if uids is not None:
         uids.release()  # only now: no process of ours runs under these uids any more

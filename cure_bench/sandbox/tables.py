@@ -90,5 +90,5 @@ def build_tables(
 
     if on_progress is not None:
         on_progress(0, len(jobs))
-    sandbox.run(jobs, on_result=record)
+    sandbox.run_each(jobs, record)  # each result is judged as it arrives and then dropped
     return tables

@@ -17,7 +17,7 @@ outputs live only in bytearrays that are zeroed after use. EOF on the request pi
 from __future__ import annotations
 
 import contextlib
-import ctypes
+import errno
 import gc
 import json
 import os
@@ -26,12 +26,15 @@ import shutil
 import signal
 import struct
 import sys
-import tempfile
 import time
 
-try:  # run as a script inside the sandbox: the sibling file is bound next to this one
+try:  # run as a script inside the sandbox: the sibling files are bound next to this one
+    import worker_account as account  # type: ignore[import-not-found]
+    import worker_mounts as mounts  # type: ignore[import-not-found]
     import worker_supervise as sup  # type: ignore[import-not-found]
 except ImportError:  # imported as part of the package (tools, tests)
+    from cure_bench.sandbox import worker_account as account
+    from cure_bench.sandbox import worker_mounts as mounts
     from cure_bench.sandbox import worker_supervise as sup
 
 # Modules judged programs commonly import. Pre-importing them keeps them usable after the drop to an
@@ -84,10 +87,14 @@ PRELOAD = (
 )
 
 STDERR_TAIL = 4096
-MS_NOSUID, MS_NODEV = 2, 4
+SCRATCH_DIRS = ("/tmp", "/dev/shm", "/var/tmp", "/run/lock")
+SCRATCH_BYTES = 256 * 2**20  # per scratch tmpfs, at most (and at most the memory limit; counted by its cgroup)
 SETUP_FAILED = 121  # exit code of a child whose sandbox setup failed (not the program's fault)
+MEMORY_EXIT = 122  # exit code of a program that died of an uncaught MemoryError / ENOMEM (reported as 1)
+_status_fds = (-1, -1)  # setup failures travel here: closed in the child before the program runs
 _current_child = 0  # pid of the execution in progress, for the SIGTERM handler
 _uid = -1  # the executions' uid, for the SIGTERM handler
+_acct = account.Accounting(None, 0)  # this slot's counters (set up in _startup)
 
 
 def _read_exact(fd: int, n: int) -> bytes | None:
@@ -217,7 +224,8 @@ def _run_program(source: str, workdir: str) -> int:
     except BaseException as exc:
         tb = exc.__traceback__
         traceback.print_exception(type(exc), exc, tb.tb_next if tb is not None else None)  # hide this frame
-        rc = 1
+        out_of_memory = isinstance(exc, MemoryError) or (isinstance(exc, OSError) and exc.errno == errno.ENOMEM)
+        rc = MEMORY_EXIT if out_of_memory else 1  # by exception type, never by what was printed
     try:
         threading._shutdown()  # type: ignore[attr-defined]  # join non-daemon threads, as at interpreter exit
         atexit._run_exitfuncs()
@@ -234,13 +242,38 @@ def _run_program(source: str, workdir: str) -> int:
     return rc
 
 
+def _own_scratch(job: dict, cfg: dict) -> None:
+    """Where the worker shares the host's filesystem (rlimits, none): private IPC and mount namespaces for
+    this execution, with fresh tmpfs scratch directories, so SysV IPC, POSIX queues and files in /tmp,
+    /dev/shm, /var/tmp, /run/lock die with it (not where the kernel refuses: no privilege). Where the worker
+    has its own view and IPC namespace, the worker empties both after each execution (worker_mounts)."""
+    if sup.portable or cfg.get("own_view"):
+        return
+    size = min(int(job["memory_limit_mb"]) * 2**20, SCRATCH_BYTES)
+    mounts.fresh_scratch(SCRATCH_DIRS, size, new_mounts=True)
+
+
+def _make_workdir(job: dict, cfg: dict, workdir: str) -> None:
+    """The execution's working directory with prog.py, made here, in the execution's own scratch."""
+    os.makedirs(workdir, mode=0o700, exist_ok=True)
+    with open(os.path.join(workdir, "prog.py"), "w", encoding="utf-8", errors="replace") as f:
+        f.write(job["program"])
+    if cfg["uid"] >= 0:
+        os.chown(workdir, cfg["uid"], cfg["uid"])
+
+
 def _child(job: dict, cfg: dict, fds: tuple[int, int, int], workdir: str) -> None:
     """Runs in the forked child: confine this process, then become the program. Never returns."""
     try:
+        _acct.join(os.getpid())  # before anything runs: every process of the execution is charged to it
         os.setsid()  # own process group: the supervisor kills the group, the subreaper catches escapees
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
-        os.closerange(3, 1 << 16)  # the request/reply pipes and everything else of the worker
+        status_w = _status_fds[1]
+        os.closerange(3, status_w)  # the request/reply pipes and everything else of the worker...
+        os.closerange(status_w + 1, 1 << 16)  # ...but the setup-status pipe, closed once setup is done
+        _own_scratch(job, cfg)
+        _make_workdir(job, cfg, workdir)
         os.chdir(workdir)
         _set_limits(job, cfg)
         if cfg["uid"] >= 0:
@@ -254,9 +287,24 @@ def _child(job: dict, cfg: dict, fds: tuple[int, int, int], workdir: str) -> Non
         signal.signal(signal.SIGINT, signal.default_int_handler)
         _fresh_stdio()
     except BaseException as exc:  # pragma: no cover - only on a broken sandbox
-        os.write(2, f"cure sandbox: child setup failed: {exc!r}\n".encode())
+        os.write(_status_fds[1], f"cure sandbox: child setup failed: {exc!r}".encode()[:4000])
         os._exit(SETUP_FAILED)
+    os.close(_status_fds[1])  # from here on the program runs: it cannot write this channel
     os._exit(_run_program(job["program"], workdir))
+
+
+def _setup_failure() -> bytes:
+    """What the last child reported on the setup-status pipe (empty: setup went fine)."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(_status_fds[0], 4096)
+        except BlockingIOError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 # ------------------------------------------------------------------------------------------ worker side
@@ -274,20 +322,26 @@ def _pread_all(fd: int, n: int, offset: int) -> bytearray:
     return buf
 
 
-def _classify(status: int, usage, reason, job, out_over: bool, err_over: bool, err: bytes | bytearray) -> str:
-    cpu = usage.ru_utime + usage.ru_stime
+def _classify(
+    status: int,
+    cpu: float,
+    peak_mb: float,
+    oom: bool,
+    reason: str | None,
+    job: dict,
+    over: bool,
+) -> str:
+    """The execution's status; ``cpu``, ``peak_mb`` and ``oom`` cover all its processes (worker_account).
+    Nothing the program prints decides it (a setup failure is reported on its own pipe, see _child)."""
     sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
     if reason == "time" or cpu > job["time_limit_s"] or sig == signal.SIGXCPU:
         return "time_limit"
-    if out_over or err_over or sig == signal.SIGXFSZ:
+    if over or sig == signal.SIGXFSZ:
         return "output_limit"
     code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
     if code == 0:
         return "ok"
-    if code == SETUP_FAILED and b"cure sandbox: child setup failed" in err:
-        return "sandbox_error"
-    peak_mb = usage.ru_maxrss / 1024
-    if b"MemoryError" in err or b"Cannot allocate memory" in err or peak_mb >= 0.95 * job["memory_limit_mb"]:
+    if oom or code == MEMORY_EXIT or peak_mb >= 0.95 * job["memory_limit_mb"]:
         return "memory_limit"
     return "runtime_error"
 
@@ -306,12 +360,9 @@ def execute(job: dict, stdin: bytearray, cfg: dict) -> tuple[dict, bytearray, by
         view = view[os.write(stdin_fd, view) :]
     _scrub(stdin)
     os.lseek(stdin_fd, 0, os.SEEK_SET)
-    workdir = tempfile.mkdtemp(prefix="exec-", dir=cfg["workroot"])
-    with open(os.path.join(workdir, "prog.py"), "w", encoding="utf-8", errors="replace") as f:
-        f.write(job["program"])
-    if cfg["uid"] >= 0:
-        os.chown(workdir, cfg["uid"], cfg["uid"])
+    workdir = os.path.join(cfg["workroot"], f"exec-{os.urandom(6).hex()}")  # made by the child (_make_workdir)
     global _current_child
+    _acct.begin(int(job["memory_limit_mb"]) * 2**20)
     t0 = time.monotonic()
     pid = os.fork()
     if pid == 0:
@@ -319,10 +370,15 @@ def execute(job: dict, stdin: bytearray, cfg: dict) -> tuple[dict, bytearray, by
     _current_child = pid
     try:
         os.close(stdin_fd)
-        status, usage, reason = sup.supervise(pid, float(job["time_limit_s"]), t0)
+        me = os.getpid()
+        status, usage, reason = sup.supervise(pid, float(job["time_limit_s"]), t0, lambda p: _acct.cpu(me, p))
         wall = time.monotonic() - t0
-        sup.kill_tree(pid, cfg["uid"])
+        leftovers_cpu = sup.kill_tree(pid, cfg["uid"])
         _current_child = 0
+        if _acct.cgroup:
+            cpu, peak, oom = _acct.end()
+        else:
+            cpu, peak, oom = usage.ru_utime + usage.ru_stime + leftovers_cpu, None, False
         cap = int(cfg["max_output_bytes"])
         out_size, err_size = os.fstat(out_fd).st_size, os.fstat(err_fd).st_size
         out = _pread_all(out_fd, min(out_size, cap), 0)
@@ -331,12 +387,24 @@ def execute(job: dict, stdin: bytearray, cfg: dict) -> tuple[dict, bytearray, by
         os.close(out_fd)
         os.close(err_fd)
         shutil.rmtree(workdir, ignore_errors=True)
+        if cfg.get("own_view"):
+            mounts.clean_scratch(SCRATCH_DIRS)
+            mounts.clean_ipc(cfg["uid"])
+    peak_mb = peak if peak is not None else usage.ru_maxrss / 1024
+    exit_code = os.waitstatus_to_exitcode(status)
+    failure = _setup_failure()
+    if failure:
+        return (
+            {"status": "sandbox_error", "exit_code": None, "cpu_s": cpu, "wall_s": wall, "peak_memory_mb": 0.0},
+            bytearray(),
+            bytearray(failure),
+        )
     report = {
-        "status": _classify(status, usage, reason, job, out_size > cap, err_size > cap, err),
-        "exit_code": os.waitstatus_to_exitcode(status),
-        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "status": _classify(status, cpu, peak_mb, oom, reason, job, out_size > cap or err_size > cap),
+        "exit_code": 1 if exit_code == MEMORY_EXIT else exit_code,
+        "cpu_s": cpu,
         "wall_s": wall,
-        "peak_memory_mb": usage.ru_maxrss / 1024,
+        "peak_memory_mb": peak_mb,
     }
     return report, out, err
 
@@ -355,18 +423,33 @@ def _startup(cfg: dict) -> tuple[int, int]:
     os.dup2(null, 0)
     os.dup2(null, 1)
     os.close(null)
-    global _uid
+    global _uid, _acct, _status_fds
     _uid = cfg["uid"]
+    _status_fds = os.pipe()
+    os.set_blocking(_status_fds[0], False)
+    _acct = account.Accounting(cfg.get("cgroups"), int(cfg["nproc"]))
+    _acct.start()
     sup.portable = bool(cfg.get("portable")) or sup.portable
     sup.prctl(sup.PR_SET_CHILD_SUBREAPER, 1)
     sup.prctl(sup.PR_SET_PDEATHSIG, signal.SIGKILL)
     signal.signal(signal.SIGTERM, _on_sigterm)
     os.environ.pop("PYTHONHASHSEED", None)  # fixed for the worker (same set order everywhere); not exported
-    for path in cfg.get("cover", ()):  # unshare level: we are root in our own (private) mount namespace
-        if sup._libc.mount(b"tmpfs", path.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"mode=0755,size=1g") != 0:
-            raise OSError(ctypes.get_errno(), f"cannot cover {path} with a tmpfs")
+    if cfg.get("view"):  # unshare level: we are root in our own mount namespace; build the allow-list view
+        mounts.build_view(cfg["workroot"], cfg["view"])
+        cfg["workroot"] = "/tmp"
+    if cfg.get("site"):  # the judge's allowed packages, and nothing else from any site-packages
+        import site
+
+        sys.path[:] = [p for p in sys.path if "-packages" not in p and (os.path.exists(p) or p.endswith(".zip"))]
+        sys.meta_path[:] = [f for f in sys.meta_path if getattr(f, "__module__", "").startswith("_frozen_importlib")]
+        site.addsitedir(cfg["site"])
     if not os.path.isdir(cfg["workroot"]):
         os.makedirs(cfg["workroot"], mode=0o711)
+    if not sup.portable:  # the worker never needs them either; every program forked from here inherits it
+        sup.prctl(sup.PR_SET_NO_NEW_PRIVS, 1)
+        mounts.deny_syscalls()
+        # per-execution namespaces where the worker shares the host's view need CAP_SYS_ADMIN (rlimits, none)
+        mounts.drop_capabilities(mounts.WORKER_CAPS + (() if cfg.get("own_view") else (mounts.CAP_SYS_ADMIN,)))
     for name in PRELOAD:
         with contextlib.suppress(ImportError):
             __import__(name)

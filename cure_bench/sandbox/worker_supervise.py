@@ -17,6 +17,7 @@ import select
 import signal
 import tempfile
 import time
+from collections.abc import Callable
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -90,13 +91,18 @@ class _Waiter:
             os.close(self.fd)
 
 
-def supervise(pid: int, limit: float, t0: float) -> tuple[int, object, str | None]:
+def supervise(
+    pid: int, limit: float, t0: float, cpu_of: Callable[[int], float] | None = None
+) -> tuple[int, object, str | None]:
     """Wait for the child; kill it at ``limit`` CPU seconds or when it idles past the wall backstop.
 
-    CPU time, not wall time, decides the time limit, so verdicts do not depend on machine load. The wall
-    backstop catches programs that sleep or block: past ``2 x limit + 1`` s of wall time, a child whose CPU
-    use over the last second is under 5% is idle (a starved but busy one keeps running, up to a hard cap).
+    CPU time, not wall time, decides the time limit, so verdicts do not depend on machine load. The CPU is
+    ``cpu_of(pid)``: the whole execution's (every process of it, see worker_account.py), so work moved to
+    unwaited children counts. The wall backstop catches programs that sleep or block: past ``2 x limit + 1``
+    s of wall time, an execution whose CPU use over the last second is under 5% is idle (a starved but busy
+    one keeps running, up to a hard cap).
     """
+    cpu_of = cpu_of or _proc_cpu
     backstop, hard_cap = 2 * limit + 1.0, 20 * limit + 10.0
     waiter = _Waiter(pid)
     history: list[tuple[float, float]] = []
@@ -108,7 +114,7 @@ def supervise(pid: int, limit: float, t0: float) -> tuple[int, object, str | Non
             if done:
                 return status, usage, reason
             if reason is None:
-                now, cpu = time.monotonic() - t0, _proc_cpu(pid)
+                now, cpu = time.monotonic() - t0, cpu_of(pid)
                 history = [h for h in history if now - h[0] <= 1.5] + [(now, cpu)]
                 old_t, old_cpu = history[0]
                 idle = now - old_t >= 1.0 and (cpu - old_cpu) < 0.05 * (now - old_t)
@@ -166,23 +172,43 @@ def _kill_uid(uid: int) -> None:
     os.waitpid(helper, 0)
 
 
+class _Reaped:
+    """CPU seconds of the leftovers the worker reaped (their rusage includes their own reaped children)."""
+
+    cpu = 0.0
+
+
+def _wait_any(options: int) -> int:
+    pid, _, usage = os.wait3(options)
+    if pid > 0:
+        _Reaped.cpu += usage.ru_utime + usage.ru_stime
+    return pid
+
+
 def _reap() -> bool:
     """Reap finished children; False once there are none left at all."""
     try:
-        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+        while _wait_any(os.WNOHANG) > 0:
             pass
     except ChildProcessError:
         return False
     return True
 
 
-def kill_tree(pgid: int, uid: int) -> None:
-    """Kill every process the execution left behind, however it detached.
+def kill_tree(pgid: int, uid: int) -> float:
+    """Kill every process the execution left behind, however it detached; returns the CPU seconds of the
+    leftovers reaped (for accounting without a cgroup).
 
     Linux: the worker is a child subreaper, so any orphaned descendant (a setsid grandchild, a double-forked
     daemon) is re-parented to it; killing and reaping our children until none remain empties the tree.
     Portable: kill the process group, then every process of the execution's uid (when it has its own).
     """
+    _Reaped.cpu = 0.0
+    _kill_rest(pgid, uid)
+    return _Reaped.cpu
+
+
+def _kill_rest(pgid: int, uid: int) -> None:
     kill_group(pgid)
     if portable:
         if uid >= 0:
@@ -200,6 +226,6 @@ def kill_tree(pgid: int, uid: int) -> None:
             time.sleep(0.001)  # an orphan is being re-parented to us right now
             continue
         try:
-            os.waitpid(-1, 0)  # one of the killed ones; loop to reap the rest and any new orphans
+            _wait_any(0)  # one of the killed ones; loop to reap the rest and any new orphans
         except ChildProcessError:
             return

@@ -1,0 +1,284 @@
+"""Mount work the worker does itself, inside its own namespaces (standard library only, like worker.py).
+
+- ``build_view`` (``unshare`` level): execute the parent's allow-list view (``view.MountOp`` list) under a
+  fresh tmpfs, then pivot_root into it and detach the host's tree, so nothing outside the list is reachable
+  (not even through ``..`` or ``/proc/self/root``, which a chroot would leave).
+- ``fresh_scratch`` (every level that can): give one execution its own IPC namespace (SysV objects and
+  POSIX queues die with its last process) and, where the worker shares the host's filesystem (``rlimits``,
+  ``none``), its own mount namespace with new size-capped tmpfs over /tmp, /dev/shm, /var/tmp, /run/lock.
+- ``clean_scratch``/``clean_ipc``: where the worker has its own view and IPC namespace (``bwrap``,
+  ``unshare``), those directories are already private size-capped tmpfs; after each execution the worker
+  empties them and removes every IPC object (measured: namespaces per execution cost ~0.25 ms of CPU each,
+  about 9% of a CPU-light execution; emptying costs ~0.03 ms).
+- ``deny_syscalls``: a seccomp filter on the worker and so on every program: no kernel keyring calls (a
+  keyring is per uid and would outlive the execution), no new user namespaces (less kernel surface).
+- ``drop_capabilities``: the worker keeps only the capabilities it needs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import platform
+import shutil
+
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+MS_NOATIME, MS_NODIRATIME, MS_RELATIME = 1024, 2048, 1 << 21
+MNT_DETACH = 2
+CLONE_NEWNS, CLONE_NEWIPC = 0x00020000, 0x08000000
+_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
+DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _check(rc: int, what: str) -> None:
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def mount(src: str | None, dst: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    enc = [x.encode() if x is not None else None for x in (src, dst, fstype, data)]
+    _check(_libc.mount(enc[0], enc[1], enc[2], ctypes.c_ulong(flags), enc[3]), f"mount {dst}")
+
+
+def _locked_flags(path: str) -> int:
+    """The flags a read-only remount must keep (in a user namespace the kernel refuses to drop them)."""
+    f = os.statvfs(path).f_flag
+    flags = f & (MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME)
+    return flags | (MS_RELATIME if f & 4096 else 0)
+
+
+def _make_target(path: str, is_dir: bool) -> None:
+    os.makedirs(path if is_dir else os.path.dirname(path), mode=0o755, exist_ok=True)
+    if not is_dir and not os.path.exists(path):
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o644))
+
+
+def _bind_ro(src: str, dst: str) -> None:
+    _make_target(dst, os.path.isdir(src))
+    mount(src, dst, None, MS_BIND | MS_REC)
+    mount(None, dst, None, MS_REMOUNT | MS_BIND | MS_RDONLY | _locked_flags(src))
+
+
+def _dev(root: str, dst: str) -> None:
+    target = root + dst
+    _make_target(target, True)
+    mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=65536")
+    for name in DEVICES:
+        if os.path.exists(f"/dev/{name}"):
+            _make_target(f"{target}/{name}", False)
+            mount(f"/dev/{name}", f"{target}/{name}", None, MS_BIND)
+    for name, link in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1")):
+        os.symlink(link, f"{target}/{name}")
+    os.symlink("/proc/self/fd/2", f"{target}/stderr")
+    os.makedirs(f"{target}/shm", mode=0o1777, exist_ok=True)
+
+
+def _apply(root: str, op: list[str]) -> None:
+    kind = op[0]
+    if kind == "ro-bind":
+        _bind_ro(op[1], root + op[2])
+    elif kind == "tmpfs":
+        _make_target(root + op[1], True)
+        mode = "1777" if op[1] in ("/tmp", "/dev/shm", "/var/tmp", "/run/lock") else "0755"
+        mount("tmpfs", root + op[1], "tmpfs", MS_NOSUID | MS_NODEV, f"mode={mode},size={op[2]}")
+    elif kind == "dir":
+        _make_target(root + op[1], True)
+    elif kind == "symlink":
+        _make_target(os.path.dirname(root + op[2]), True)
+        os.symlink(op[1], root + op[2])
+    elif kind == "proc":
+        _make_target(root + op[1], True)
+        mount("proc", root + op[1], "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    elif kind == "dev":
+        _dev(root, op[1])
+    elif kind == "mqueue":
+        _make_target(root + op[1], True)
+        mount("mqueue", root + op[1], "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    else:
+        raise ValueError(f"unknown mount operation {kind!r}")
+
+
+def build_view(root: str, ops: list[list[str]]) -> None:
+    """Build the view under ``root`` (an existing directory) and make it this process's whole filesystem."""
+    mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we mount may propagate back to the host
+    os.makedirs(root, mode=0o755, exist_ok=True)
+    mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1048576")
+    for op in ops:
+        _apply(root, op)
+    old = os.path.join(root, ".host")
+    os.mkdir(old, 0o700)
+    number = _PIVOT_ROOT.get(platform.machine())
+    if number is None:
+        raise OSError(f"pivot_root: unknown syscall number on {platform.machine()}")
+    _check(_libc.syscall(number, root.encode(), old.encode()), "pivot_root")
+    os.chdir("/")
+    _check(_libc.umount2(b"/.host", MNT_DETACH), "umount the host tree")
+    os.rmdir("/.host")
+    mount(None, "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
+def fresh_scratch(dirs: tuple[str, ...], size_bytes: int, new_mounts: bool) -> bool:
+    """A new IPC namespace for this process and, with ``new_mounts``, a new mount namespace with a fresh
+    tmpfs on each of ``dirs``; False where the kernel refuses (no privilege)."""
+    flags = CLONE_NEWIPC | (CLONE_NEWNS if new_mounts else 0)
+    if _libc.unshare(flags) != 0:
+        return False
+    if new_mounts:
+        mount(None, "/", None, MS_REC | MS_PRIVATE)
+        for path in dirs:
+            if os.path.isdir(path):
+                mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={size_bytes},nr_inodes=4096")
+    return True
+
+
+_IPC_RMID = 0
+_SYSV = (("shm", "shmctl"), ("msg", "msgctl"), ("sem", "semctl"))
+
+
+def _sysv_objects() -> list[tuple[str, int]]:
+    found = []
+    for kind, call in _SYSV:
+        try:
+            with open(f"/proc/sysvipc/{kind}") as f:
+                found += [(call, int(row.split()[1])) for row in f.read().splitlines()[1:]]
+        except OSError:
+            continue
+    return found
+
+
+def _remove_sysv(objects: list[tuple[str, int]]) -> None:
+    for call, ident in objects:
+        if call == "semctl":
+            _libc.semctl(ident, 0, _IPC_RMID)
+        else:
+            getattr(_libc, call)(ident, _IPC_RMID, None)
+
+
+def clean_ipc(uid: int, mqueue_dir: str = "/dev/mqueue") -> None:
+    """Remove every SysV segment, queue and semaphore set and every POSIX message queue of the worker's own
+    IPC namespace (bwrap/unshare give each worker one); every process of the execution is dead by now.
+    Removing another uid's SysV object needs CAP_SYS_ADMIN, which the worker gave up: a helper running as
+    the execution's uid removes them (only when there are any)."""
+    objects = _sysv_objects()
+    if objects and uid >= 0:
+        helper = os.fork()
+        if helper == 0:
+            try:
+                os.setgid(uid)
+                os.setuid(uid)
+                _remove_sysv(objects)
+            finally:
+                os._exit(0)
+        os.waitpid(helper, 0)
+    elif objects:
+        _remove_sysv(objects)
+    try:
+        names = os.listdir(mqueue_dir)
+    except OSError:
+        return
+    for name in names:
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(mqueue_dir, name))
+
+
+def clean_scratch(dirs: tuple[str, ...]) -> None:
+    """Empty the worker's own scratch tmpfs after an execution (every process of it is dead by now)."""
+    for path in dirs:
+        try:
+            entries = list(os.scandir(path))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+            except OSError:
+                pass
+
+
+# ------------------------------------------------------------------------------------------------ seccomp
+
+PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
+_RET_ALLOW, _RET_ERRNO = 0x7FFF0000, 0x00050000
+EPERM, ENOSYS = 1, 38
+_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
+_NR = {  # (add_key, request_key, keyctl), (unshare, clone), clone3
+    "x86_64": ((248, 249, 250), (272, 56), 435),
+    "aarch64": ((217, 218, 219), (97, 220), 435),
+}
+CLONE_NEWUSER = 0x10000000
+
+
+class _Filter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint)]
+
+
+class _Prog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_Filter))]
+
+
+def _program(arch: str) -> list[tuple[int, int, int, int]]:
+    """The filter: another syscall ABI -> ENOSYS; kernel keyring calls -> EPERM; unshare/clone asking for a
+    new user namespace -> EPERM; clone3 (whose flags a filter cannot read) -> ENOSYS, so the C library falls
+    back to clone; everything else allowed."""
+    ld_abs, jeq, jset, ret = 0x20, 0x15, 0x45, 0x06
+    keyring, cloning, clone3 = _NR[arch]
+    code = [(ld_abs, 0, 0, 4), (jeq, 1, 0, _ARCH[arch]), (ret, 0, 0, _RET_ERRNO | ENOSYS), (ld_abs, 0, 0, 0)]
+    code.append((jeq, 0, 1, clone3))
+    code.append((ret, 0, 0, _RET_ERRNO | ENOSYS))
+    # from here: n checks, then [ALLOW, EPERM, load flags, jset -> EPERM, ALLOW]
+    checks = [(nr, "deny") for nr in keyring] + [(nr, "flags") for nr in cloning]
+    for i, (nr, what) in enumerate(checks):
+        left = len(checks) - i - 1  # checks after this one
+        code.append((jeq, left + (1 if what == "deny" else 2), 0, nr))
+    code += [(ret, 0, 0, _RET_ALLOW), (ret, 0, 0, _RET_ERRNO | EPERM)]
+    code += [(ld_abs, 0, 0, 16), (jset, 0, 1, CLONE_NEWUSER), (ret, 0, 0, _RET_ERRNO | EPERM), (ret, 0, 0, _RET_ALLOW)]
+    return code
+
+
+def deny_syscalls() -> bool:
+    """Install the seccomp filter on this process (inherited by everything it forks); False where this
+    architecture is not known. Needs PR_SET_NO_NEW_PRIVS (or root) first."""
+    arch = platform.machine()
+    if arch not in _ARCH:
+        return False
+    code = _program(arch)
+    filters = (_Filter * len(code))(*(_Filter(*c) for c in code))
+    prog = _Prog(len(code), filters)
+    _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0), "seccomp")
+    return True
+
+
+# ----------------------------------------------------------------------------------------------- capabilities
+
+CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_KILL, CAP_SETGID, CAP_SETUID, CAP_SYS_ADMIN = 0, 1, 3, 5, 6, 7, 21
+WORKER_CAPS = (CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_KILL, CAP_SETGID, CAP_SETUID)
+"""What the worker needs: make and remove executions' files, signal their processes, drop to their uid."""
+PR_CAPBSET_DROP, _CAP_VERSION_3 = 24, 0x20080522
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def drop_capabilities(keep: tuple[int, ...]) -> bool:
+    """Keep only ``keep`` (bounding, permitted and effective sets); False where we hold none to drop."""
+    if os.geteuid() != 0:
+        return False
+    for cap in range(64):
+        if cap not in keep:
+            _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)  # EINVAL past the kernel's last capability: fine
+    mask = sum(1 << c for c in keep)
+    data = (_CapData * 2)(_CapData(mask & 0xFFFFFFFF, mask & 0xFFFFFFFF, 0), _CapData(mask >> 32, mask >> 32, 0))
+    _check(_libc.capset(ctypes.byref(_CapHeader(_CAP_VERSION_3, 0)), data), "capset")
+    return True
