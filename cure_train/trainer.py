@@ -11,13 +11,13 @@ reference model, DeepSpeed/accelerate, checkpoints); CURE contributes three thin
   (:class:`~cure_train.steplog.CureStepCallback`).
 
 One CURE step = one generation batch of ``n_tasks_per_step * 2 * k`` answers = ``updates_per_step``
-optimizer updates (1 with ``gradient_accumulation: auto``, as in the paper).
+optimizer updates: 2 with ``optim.update: separate`` (code, then tests: the authors'), 1 with ``joint`` and
+``gradient_accumulation: auto``. How the update itself is made lives in :mod:`cure_train.dynamics`.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +26,8 @@ from typing import Any
 from cure_bench.errors import ConfigError, MissingExtraError, RunInterrupted
 from cure_bench.types import Task, TestCase
 from cure_train.config import TrainConfig
-from cure_train.data import PromptSettings, TaskPairSampler, build_dataset
+from cure_train.data import PromptSettings, build_dataset
+from cure_train.dynamics import seeded_vllm, trainer_class
 from cure_train.rewards import RewardConfig
 from cure_train.steplog import LOG_NAME, StepTimer, TrainProgress
 
@@ -58,6 +59,21 @@ def plan_batches(cfg: TrainConfig, num_processes: int) -> StepPlan:
     """Check that a step's answers split evenly into micro-batches and updates; errors name the keys."""
     rows = cfg.rollout.n_tasks_per_step * 2 * cfg.rollout.k
     per_pass = cfg.optim.per_device_batch_size * num_processes
+    if cfg.optim.update == "separate":
+        per_role = rows // 2
+        if per_role % per_pass:
+            raise ConfigError(
+                f"optim.per_device_batch_size: with optim.update separate each role's {per_role} answers "
+                f"(rollout.n_tasks_per_step x rollout.k_code) must split into micro-batches of "
+                f"{cfg.optim.per_device_batch_size} per device x {num_processes} processes, which does not divide "
+                f"them; pick a per_device_batch_size (or process count) that divides {per_role // num_processes}"
+                if per_role % num_processes == 0
+                else f"optim.per_device_batch_size: with optim.update separate each role's {per_role} answers "
+                f"must split evenly over {num_processes} processes, which does not divide them; change the process "
+                "count or rollout.n_tasks_per_step"
+            )
+        micro = per_role // per_pass
+        return StepPlan(rows_per_step=rows, micro_batches=2 * micro, grad_accum=micro, updates_per_step=2)
     if rows % per_pass:
         raise ConfigError(
             f"optim.per_device_batch_size: a step has {rows} answers (rollout.n_tasks_per_step x 2 x rollout.k_code), "
@@ -88,11 +104,15 @@ def grpo_args(cfg: TrainConfig, plan: StepPlan) -> Any:
         else "gradient_checkpointing"
     )
     checkpointing: dict[str, Any] = {checkpointing_key: opt.gradient_checkpointing}
+    betas = opt.betas
     return GRPOConfig(
         output_dir=cfg.output_dir,
         seed=cfg.seed,
         use_cpu=cfg.resolved_device == "cpu",
         bf16=cfg.use_bf16,
+        model_init_kwargs={"dtype": cfg.weights_dtype},
+        adam_beta1=betas[0],
+        adam_beta2=betas[1],
         max_steps=cfg.total_steps * plan.updates_per_step,
         per_device_train_batch_size=opt.per_device_batch_size,
         gradient_accumulation_steps=plan.grad_accum,
@@ -102,7 +122,8 @@ def grpo_args(cfg: TrainConfig, plan: StepPlan) -> Any:
         # CURE's advantages are centred per group already; TRL must only subtract the (zero) group mean
         scale_rewards="none",
         loss_type=opt.loss_type,
-        beta=opt.kl_coef,
+        # step_start: no reference model; the trainer adds the k3 term against the old log-probs itself
+        beta=opt.kl_coef if opt.kl_reference == "initial" else 0.0,
         epsilon=opt.epsilon,
         epsilon_high=opt.epsilon_high,
         learning_rate=opt.learning_rate,
@@ -121,6 +142,9 @@ def grpo_args(cfg: TrainConfig, plan: StepPlan) -> Any:
         vllm_gpu_memory_utilization=ro.vllm_gpu_memory_utilization,
         vllm_tensor_parallel_size=ro.vllm_tensor_parallel_size,
         vllm_max_model_length=ro.max_model_len,
+        vllm_importance_sampling_correction=ro.vllm_importance_sampling,
+        vllm_importance_sampling_mode=ro.vllm_importance_sampling_mode,
+        vllm_importance_sampling_clip_max=ro.vllm_importance_sampling_cap,
         logging_steps=1,
         save_strategy="steps",
         save_steps=cfg.save_interval * plan.updates_per_step,
@@ -129,38 +153,6 @@ def grpo_args(cfg: TrainConfig, plan: StepPlan) -> Any:
         disable_tqdm=True,
         remove_unused_columns=False,
     )
-
-
-def _trainer_class() -> type:
-    from trl import GRPOTrainer
-
-    class CureGRPOTrainer(GRPOTrainer):
-        """GRPOTrainer with CURE's task-pair data order and a clock on generation."""
-
-        def __init__(self, *args: Any, tasks_per_step: int, timer: StepTimer, **kwargs: Any):
-            self.cure_tasks_per_step = tasks_per_step
-            self.cure_timer = timer
-            super().__init__(*args, **kwargs)
-
-        def _get_train_sampler(self, dataset: Any = None) -> Any:
-            dataset = self.train_dataset if dataset is None else dataset
-            args: Any = self.args  # a GRPOConfig (TrainingArguments to the type checker)
-            return TaskPairSampler(
-                n_tasks=len(dataset) // 2,
-                tasks_per_batch=self.cure_tasks_per_step,
-                mini_repeat_count=int(self.num_generations or 1),
-                repeat_count=self.num_iterations * args.steps_per_generation,
-                seed=args.seed,
-            )
-
-        def _generate(self, prompts: list) -> Any:
-            started = time.perf_counter()
-            try:
-                return super()._generate(prompts)
-            finally:
-                self.cure_timer.rollout_s += time.perf_counter() - started
-
-    return CureGRPOTrainer
 
 
 def load_training_tasks(cfg: TrainConfig) -> list[Task]:
@@ -197,6 +189,7 @@ def prompt_settings(cfg: TrainConfig) -> PromptSettings:
         tester_template=load_template(cfg.prompts.tester, "tester", "prompts.tester") if cfg.prompts.tester else None,
         show_examples=cfg.rollout.show_examples and not cfg.reward.post_stage,
         max_examples=cfg.rollout.max_examples,
+        prompt_format=cfg.rollout.prompt_format or "chat",
     )
 
 
@@ -212,6 +205,7 @@ def make_judge(cfg: TrainConfig, tasks: list[Task], hidden: list[list[TestCase]]
         k=cfg.rollout.k,
         open_builder=sandbox_builder(rcfg.sandbox_workers, rcfg.sandbox_isolation),
         memory_limit_mb=rcfg.memory_limit_mb,
+        time_limit_s=cfg.rollout.exec_time_limit_s,
     )
 
 
@@ -241,16 +235,19 @@ def build_trainer(
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     timer = StepTimer()
-    trainer = _trainer_class()(
-        model=cfg.model,
-        reward_funcs=[judge],
-        args=grpo_args(cfg, plan),
-        train_dataset=build_dataset(tasks, prompt_settings(cfg)),
-        processing_class=tokenizer,
-        rollout_func=rollout_func,
-        tasks_per_step=cfg.rollout.n_tasks_per_step,
-        timer=timer,
-    )
+    with seeded_vllm(cfg.seed if cfg.rollout_engine == "vllm" else None):
+        trainer = trainer_class()(
+            model=cfg.model,
+            reward_funcs=[judge],
+            args=grpo_args(cfg, plan),
+            train_dataset=build_dataset(tasks, prompt_settings(cfg)),
+            processing_class=tokenizer,
+            rollout_func=rollout_func,
+            tasks_per_step=cfg.rollout.n_tasks_per_step,
+            timer=timer,
+            optim=cfg.optim,
+            judge=judge,
+        )
     _quiet_default_printing(trainer)
     judge.eos_token_ids = frozenset(int(i) for i in getattr(trainer, "eos_token_ids", []) or [])
     if cfg.eval_interval and not cfg.eval_dataset:
