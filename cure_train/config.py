@@ -81,9 +81,10 @@ class RolloutConfig(_Section):
         return self
 
     def vllm_keys_set(self) -> list[str]:
-        """vLLM-only keys this file sets explicitly (errors when the rollout engine is not vLLM)."""
-        keys = [k for k in self.model_fields_set if k.startswith("vllm_") or k == "max_model_len"]
-        return sorted(k for k in keys if k != "vllm_mode" or self.vllm_mode != "colocate")
+        """vLLM-only keys set to something other than their default (errors when the engine is not vLLM)."""
+        fields = type(self).model_fields
+        keys = [k for k in fields if k.startswith("vllm_") or k == "max_model_len"]
+        return sorted(k for k in keys if getattr(self, k) != fields[k].default)
 
     @property
     def k(self) -> int:

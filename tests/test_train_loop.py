@@ -169,11 +169,15 @@ def _scripted_rollout(counter: dict[tuple[str, str], int], ids_of: dict[tuple[in
     def rollout(prompts: list[list[dict[str, str]]], trainer: Any) -> dict[str, Any]:
         tok = trainer.processing_class
         prompt_ids, completion_ids = [], []
-        for messages in prompts:
-            text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        for prompt in prompts:
+            if isinstance(prompt, str):  # prompt_format raw: the authors' prompt string, passed through as is
+                text, content = prompt, prompt
+            else:
+                text = tok.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+                content = prompt[-1]["content"]
             prompt_ids.append(tok(text, add_special_tokens=False)["input_ids"])
-            question = SUM if SUM in messages[-1]["content"] else SQUARE
-            role = TEST if "test example" in messages[-1]["content"] else CODE
+            question = SUM if SUM in content else SQUARE
+            role = TEST if "test example" in content else CODE
             index = counter.get((question, role), 0) % 4
             counter[(question, role)] = counter.get((question, role), 0) + 1
             ids = tok(SCRIPT[(question, role)][index], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
@@ -198,11 +202,11 @@ def test_advantages_reaching_the_loss_are_cure_advantages(tiny_model_dir: Path, 
     seen: dict[tuple[str, str, int], float] = {}
     original = trainer._compute_loss
 
+    eos = trainer.processing_class.eos_token_id
+
     def spy(model: Any, inputs: dict[str, Any]) -> Any:
-        for ids, mask, adv in zip(
-            inputs["completion_ids"], inputs["completion_mask"], inputs["advantages"], strict=True
-        ):
-            seen[ids_of[tuple(ids[mask.bool()].tolist())]] = float(adv)
+        for ids, adv in zip(inputs["completion_ids"], inputs["advantages"], strict=True):
+            seen[ids_of[answer_ids(ids, eos)]] = float(adv)
         return original(model, inputs)
 
     trainer._compute_loss = spy
@@ -227,6 +231,12 @@ def test_advantages_reaching_the_loss_are_cure_advantages(tiny_model_dir: Path, 
     assert changed, "a step with signal must update the policy"
     row = read_log(tmp_path / "run" / "train_log.jsonl")[0]
     assert row["signal_share"] == 0.5 and row["code_acc"] == pytest.approx(1 / 8)
+
+
+def answer_ids(ids: Any, eos: int) -> tuple[int, ...]:
+    """A completion's ids up to and including its EOS (what the scripted rollout returned)."""
+    out = ids.tolist()
+    return tuple(out[: out.index(eos) + 1])
 
 
 def _lengths(trainer: Any, question: str, role: str) -> list[int]:
