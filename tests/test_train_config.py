@@ -221,7 +221,7 @@ def test_rollout_engine_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
     assert parse_config({**MINIMAL, "rollout": {"backend": "transformers"}}).rollout_engine == "hf"
     assert parse_config(MINIMAL).use_bf16 is True and parse_config(MINIMAL).weights_dtype == "bfloat16"
     monkeypatch.setattr(config, "_has_module", lambda name: False)
-    with pytest.raises(ConfigError, match="rollout.backend: 'auto' found CUDA but no vLLM"):
+    with pytest.raises(ConfigError, match=r"rollout\.backend: 'auto' found CUDA but no vLLM"):
         parse_config(MINIMAL)  # no silent fallback to transformers generate on a GPU
     assert parse_config({**MINIMAL, "rollout": {"backend": "hf"}}).rollout_engine == "hf"  # asked for
     monkeypatch.setattr(config, "_cuda_available", lambda: False)

@@ -129,5 +129,10 @@ def test_grpo_dynamics_keep_trl_behaviour(tiny_model_dir: Path, tmp_path: Path) 
     rows = [row for call in calls for row in call["rows"]]
     assert len(rows) == 32 and all(n > 0 for call in calls for n in call["mask"])  # no-signal rows are kept
     assert np.all(
-        [adv == 0.0 for call in calls for (q, _, _), adv in zip(call["rows"], call["advantages"]) if q == SQUARE]
+        [
+            adv == 0.0
+            for call in calls
+            for (q, _, _), adv in zip(call["rows"], call["advantages"], strict=True)
+            if q == SQUARE
+        ]
     )
