@@ -22,6 +22,9 @@ as every other ``cure`` command does.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -180,7 +183,7 @@ class OptimConfig(_Section):
     loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"] | None = None
     epsilon: float = Field(0.2, gt=0)
     epsilon_high: float | None = Field(None, gt=0)
-    per_device_batch_size: int = Field(4, ge=1)
+    per_device_batch_size: int = Field(1, ge=1)
     gradient_accumulation: int | Literal["auto"] = "auto"
     bf16: bool | Literal["auto"] = "auto"
     weights_dtype: Literal["auto", "bfloat16", "float32"] = "auto"
@@ -282,6 +285,7 @@ class TrainConfig(_Section):
                 "does not fit a GPU at these lengths. pip install 'cure-toolkit[vllm]', or set rollout.backend: hf "
                 "to use transformers on purpose"
             )
+        self._check_eval_split()
         if self.rollout_engine != "vllm":
             unused = self.rollout.vllm_keys_set()
             if unused:
@@ -291,6 +295,31 @@ class TrainConfig(_Section):
                     f"{', '.join('rollout.' + k for k in unused)} or use backend vllm"
                 )
         return self
+
+    @property
+    def eval_vllm_share(self) -> float | None:
+        """GPU share of the evaluation's vLLM engine on rank 0's GPU (beside training), else None."""
+        ev = self.evaluation
+        if not (self.eval_dataset and self.eval_interval) or ev.backend not in ("auto", "vllm"):
+            return None
+        if self.resolved_device != "cuda" or (ev.backend == "auto" and not _has_module("vllm")):
+            return None
+        share = ev.backend_options.get("vllm", {}).get("gpu_memory_utilization")
+        return float(share) if share is not None else 0.9
+
+    def _check_eval_split(self) -> None:
+        share = self.eval_vllm_share
+        if share is None:
+            return
+        colocated = self.rollout_engine == "vllm" and self.rollout.vllm_mode == "colocate"
+        rollout = self.rollout.vllm_gpu_memory_utilization if colocated else 0.0
+        if "gpu_memory_utilization" not in self.evaluation.backend_options.get("vllm", {}) or share + rollout > 0.9:
+            raise ValueError(
+                f"evaluation.backend_options: evaluation starts a vLLM engine on rank 0's GPU beside training "
+                f"(and a colocated rollout engine's share {rollout}); give it an explicit share with "
+                f"{{vllm: {{gpu_memory_utilization: S}}}}, S + {rollout} <= 0.9 (got {share}), "
+                "or set evaluation.backend: hf, or eval_interval: 0 and evaluate checkpoints with `cure bench`"
+            )
 
     @property
     def resolved_device(self) -> str:
@@ -397,7 +426,22 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     node[last] = value
 
 
+_GPU_BOX = ContextVar("cure_train_assume_gpu_box", default=False)
+
+
+@contextmanager
+def assume_gpu_box() -> Iterator[None]:
+    """Validate and resolve configs as on a CUDA machine with vLLM installed (``--plan`` runs without one)."""
+    token = _GPU_BOX.set(True)
+    try:
+        yield
+    finally:
+        _GPU_BOX.reset(token)
+
+
 def _cuda_available() -> bool:
+    if _GPU_BOX.get():
+        return True
     try:
         import torch
     except ImportError:
@@ -408,4 +452,6 @@ def _cuda_available() -> bool:
 def _has_module(name: str) -> bool:
     import importlib.util
 
+    if _GPU_BOX.get() and name == "vllm":
+        return True
     return importlib.util.find_spec(name) is not None

@@ -168,12 +168,16 @@ def load_training_tasks(cfg: TrainConfig) -> list[Task]:
     return tasks
 
 
-def hidden_columns(cfg: TrainConfig, tasks: list[Task]) -> list[list[TestCase]]:
-    """The tests programs are judged on: the dataset's (first max_hidden_tests) or a tester's (label-free)."""
-    if cfg.reward.labels == "tester":
-        from cure_train.labels import labels_from_tester
+def hidden_columns(cfg: TrainConfig, tasks: list[Task], ranks: int = 1) -> list[list[TestCase]]:
+    """The tests programs are judged on: the dataset's (first max_hidden_tests) or a tester's (label-free).
 
-        return labels_from_tester(tasks, cfg.reward.tester, cfg.output_dir)
+    Label-free labels are a stage of their own (``cure train CONFIG --prepare-labels``); with one process a
+    missing label set is made here, with several every rank only reads the finished file.
+    """
+    if cfg.reward.labels == "tester":
+        from cure_train.labels import labels_for_training
+
+        return labels_for_training(cfg, tasks, generate=ranks == 1)
     without = [t.task_id for t in tasks if not t.hidden_tests]
     if without:
         log.warning("%d tasks have no hidden tests and give no signal (first: %s)", len(without), without[0])
@@ -277,19 +281,27 @@ def run_training(
     resume: bool = False,
     progress: TrainProgress | None = None,
     rollout_func: Callable[..., dict[str, Any]] | None = None,
+    memory_check: bool = True,
 ) -> TrainResult:
-    """Train for ``cfg.total_steps`` CURE steps (or what is left of them with ``resume``)."""
+    """Train for ``cfg.total_steps`` CURE steps (or what is left of them with ``resume``).
+
+    Checks first, before any model is loaded: the batch plan, the memory estimate on CUDA
+    (:func:`cure_train.plan.preflight`), the checkpoint state and, in label-free mode, that the labels exist
+    (several processes) or can be made here (one process).
+    """
     _require_train_extra()
     from accelerate import PartialState
 
+    from cure_train.plan import preflight
+
+    state = PartialState(cpu=cfg.resolved_device == "cpu")
+    preflight(cfg, state.num_processes, memory_check=memory_check)
     output_dir = Path(cfg.output_dir)
     checkpoint = resume_checkpoint(output_dir, resume)
     tasks = load_training_tasks(cfg)
-    # the main process writes the config copy and asks the tester (label-free) first; the others then read
-    # what it saved instead of asking again
-    with PartialState(cpu=cfg.resolved_device == "cpu").main_process_first():
+    with state.main_process_first():
         _check_or_save_config(cfg, output_dir, resuming=checkpoint is not None)
-        hidden = hidden_columns(cfg, tasks)
+    hidden = hidden_columns(cfg, tasks, ranks=state.num_processes)
     trainer = build_trainer(cfg, tasks, hidden, progress=progress, rollout_func=rollout_func)
     try:
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
