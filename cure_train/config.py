@@ -238,7 +238,10 @@ class EvalSection(_Section):
     limit: int | None = Field(None, ge=1)
     max_new_tokens: int | None = Field(None, ge=1)
     temperature: float = Field(1.0, ge=0.0, le=2.0)
-    backend_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # beside training on rank 0's GPU the evaluation's vLLM engine needs an explicit share (_check_eval_split)
+    backend_options: dict[str, dict[str, Any]] = Field(
+        default_factory=lambda: {"vllm": {"gpu_memory_utilization": 0.25}}
+    )
 
 
 class PromptsConfig(_Section):

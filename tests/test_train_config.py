@@ -79,7 +79,11 @@ def test_load_config_with_dotted_overrides(tmp_path: Path) -> None:
 
 def test_plan_batches_and_errors() -> None:
     cfg = parse_config(
-        {**MINIMAL, "rollout": {"k_code": 4, "k_case": 4, "n_tasks_per_step": 2}, "optim": {"dynamics": "grpo"}}
+        {
+            **MINIMAL,
+            "rollout": {"k_code": 4, "k_case": 4, "n_tasks_per_step": 2},
+            "optim": {"dynamics": "grpo", "per_device_batch_size": 4},
+        }
     )
     plan = plan_batches(cfg, num_processes=1)  # 2 tasks x 2 roles x 4 = 16 answers, 4 per pass
     assert (plan.rows_per_step, plan.micro_batches, plan.grad_accum, plan.updates_per_step) == (16, 4, 4, 1)
@@ -97,7 +101,7 @@ def test_plan_batches_and_errors() -> None:
         {
             **MINIMAL,
             "rollout": {"k_code": 4, "k_case": 4, "n_tasks_per_step": 2},
-            "optim": {"dynamics": "grpo", "gradient_accumulation": 3},
+            "optim": {"dynamics": "grpo", "gradient_accumulation": 3, "per_device_batch_size": 4},
         }
     )
     with pytest.raises(ConfigError, match=r"optim\.gradient_accumulation: 3 does not divide the 4 micro-batches"):
@@ -105,7 +109,9 @@ def test_plan_batches_and_errors() -> None:
 
 
 def test_separate_update_plans_two_updates_with_equal_roles_per_process() -> None:
-    cfg = parse_config({**MINIMAL, "rollout": {"k_code": 4, "k_case": 4, "n_tasks_per_step": 2}})
+    cfg = parse_config(
+        {**MINIMAL, "rollout": {"k_code": 4, "k_case": 4, "n_tasks_per_step": 2}, "optim": {"per_device_batch_size": 4}}
+    )
     plan = plan_batches(cfg, num_processes=1)  # 8 code + 8 test answers, 4 per pass: 2 + 2 micro-batches
     assert (plan.micro_batches, plan.grad_accum, plan.updates_per_step) == (4, 2, 2)
     assert plan_batches(cfg, num_processes=2).grad_accum == 1
@@ -122,6 +128,7 @@ def test_grpo_args_make_trl_leave_cure_advantages_alone(tmp_path: Path) -> None:
             "total_steps": 3,
             "save_interval": 2,
             "rollout": {"k_code": 4, "k_case": 4, "n_tasks_per_step": 2},
+            "optim": {"per_device_batch_size": 4},
             "logging": {"report_to": ["tensorboard"]},
         }
     )
@@ -139,7 +146,7 @@ def test_grpo_args_make_trl_leave_cure_advantages_alone(tmp_path: Path) -> None:
     std = parse_config(
         {
             **cfg.model_dump(mode="json", include={"model", "train_dataset", "output_dir", "device"}),
-            "optim": {"dynamics": "grpo"},
+            "optim": {"dynamics": "grpo", "per_device_batch_size": 4},
             "rollout": {"k_code": 4, "k_case": 4, "n_tasks_per_step": 2},
         }
     )
@@ -173,7 +180,7 @@ def test_cli_passes_overrides_and_resume_to_the_library(tmp_path: Path, monkeypa
     path.write_text(yaml.safe_dump(MINIMAL))
     seen: dict = {}
 
-    def fake_run(cfg: TrainConfig, *, resume: bool, progress: object) -> object:
+    def fake_run(cfg: TrainConfig, *, resume: bool, progress: object, memory_check: bool) -> object:
         seen.update(cfg=cfg, resume=resume)
         from cure_train.trainer import TrainResult
 

@@ -54,7 +54,7 @@ def test_7b_full_finetune_on_one_24gb_gpu_is_refused_naming_the_knob(tmp_path: P
 
 def test_documented_server_example_passes_the_plan(tmp_path: Path) -> None:
     docs = (Path(__file__).parents[1] / "docs" / "training.md").read_text()
-    block = docs[docs.index("trl vllm-serve") :].split("```")[0]
+    block = next(b for b in docs.split("```") if "vllm_mode=server" in b)
     gpus = re.search(r"--num_processes (\d+)", block)
     assert gpus is not None
     result = _plan(str(_default_file(tmp_path)), "--gpus", gpus.group(1), "--gpu-memory", "80", "--zero", "3", *SERVER)
@@ -113,8 +113,10 @@ def test_bad_values_give_one_error_naming_the_key(patch: dict[str, Any], message
 def test_evaluation_beside_the_rollout_engine_needs_a_split_that_fits() -> None:
     evaluating = {**MINIMAL, "eval_dataset": "CodeContests", "eval_interval": 10}
     with assume_gpu_box():
+        assert parse_config(evaluating).eval_vllm_share == 0.25  # the default split
         with pytest.raises(ConfigError, match=r"evaluation\.backend_options: evaluation starts a vLLM engine"):
-            parse_config(evaluating)  # bench's vLLM default (0.9 of the GPU) beside training: refused
+            # no share given: bench's vLLM default (0.9 of the GPU) beside training is refused
+            parse_config({**evaluating, "evaluation": {"backend_options": {}}})
         with pytest.raises(ConfigError, match=r"S \+ 0\.3 <= 0\.9 \(got 0\.7\)"):
             parse_config({**evaluating, "evaluation": {"backend_options": {"vllm": {"gpu_memory_utilization": 0.7}}}})
         ok = parse_config({**evaluating, "evaluation": {"backend_options": {"vllm": {"gpu_memory_utilization": 0.2}}}})
