@@ -102,7 +102,7 @@ def run(stage: str, command: list[str], results: list[dict[str, Any]], timeout: 
 
 
 def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "cure_bench.cli.main", *args]
+    return [sys.executable, "-m", "cure_bench.cli", *args]
 
 
 def train_config(model: Path, tasks: Path, out: Path, **extra: Any) -> dict[str, Any]:
@@ -166,7 +166,7 @@ def stages(work: Path, results: list[dict[str, Any]]) -> None:
     zero2.write_text(yaml.safe_dump(train_config(model, tasks, work / "zero2")))
     accelerate = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
                   str(ROOT / "cure_train" / "configs" / "zero2.yaml"), "--num_processes", "1",
-                  "-m", "cure_bench.cli.main", "train", str(zero2)]  # fmt: skip
+                  "-m", "cure_bench.cli", "train", str(zero2)]  # fmt: skip
     output = run("train ZeRO-2", accelerate, results, timeout=420)
     check("deepspeed" in output.lower() or (work / "zero2" / "checkpoint-4").exists(), "ZeRO-2: DeepSpeed run")
     check_training(work / "zero2", 2, results)

@@ -70,7 +70,7 @@ def take_rows(batch: dict[str, Any], index: list[int], n_rows: int) -> dict[str,
 def trainer_class() -> type:
     from trl import GRPOTrainer
 
-    class CureGRPOTrainer(GRPOTrainer):  # type: ignore[misc, valid-type]
+    class CureGRPOTrainer(GRPOTrainer):
         """GRPOTrainer with CURE's data order, advantages and (``dynamics: cure``) the authors' update."""
 
         def __init__(
@@ -94,14 +94,22 @@ def trainer_class() -> type:
         def cure_separate(self) -> bool:
             return bool(self.cure_optim.update == "separate")
 
-        def _get_train_sampler(self, dataset: Any = None) -> TaskPairSampler:
+        @property
+        def cure_args(self) -> Any:
+            return self.args  # a GRPOConfig (TrainingArguments to the type checker)
+
+        @property
+        def cure_training(self) -> bool:
+            return bool(getattr(self.model, "training", False))
+
+        def _get_train_sampler(self, dataset: Any = None) -> Any:
             dataset = self.train_dataset if dataset is None else dataset
             return TaskPairSampler(
                 n_tasks=len(dataset) // 2,
                 tasks_per_batch=self.cure_tasks_per_step,
-                mini_repeat_count=self.num_generations,
-                repeat_count=self.num_iterations * self.args.steps_per_generation,
-                seed=self.args.seed,
+                mini_repeat_count=int(self.num_generations or 1),
+                repeat_count=self.num_iterations * self.cure_args.steps_per_generation,
+                seed=self.cure_args.seed,
                 role_blocks=self.accelerator.num_processes if self.cure_separate else 0,
             )
 
@@ -114,7 +122,7 @@ def trainer_class() -> type:
 
         def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
             batch = super()._generate_and_score_completions(inputs)
-            if not self.model.training or self.cure_judge.last is None:
+            if not self.cure_training or self.cure_judge.last is None:
                 return batch
             import torch
 
@@ -135,22 +143,23 @@ def trainer_class() -> type:
             return self.accelerator.gather(mask.sum().reshape(1).float()).sum()
 
         def _prepare_inputs(self, generation_batch: Any) -> Any:
-            if not self.model.training:
+            if not self.cure_training:
                 return super()._prepare_inputs(generation_batch)
-            generate_every = self.args.steps_per_generation * self.num_iterations
+            generate_every = self.cure_args.steps_per_generation * self.num_iterations
             position = self._step % generate_every
             if position == 0 and self.cure_optim.optimizer_state == "per_step" and self.optimizer is not None:
                 reset_optimizer_state(self.optimizer)
                 self.cure_resets += 1
             if not self.cure_separate:
                 return super()._prepare_inputs(generation_batch)
-            if position == 0 or self._buffered_inputs is None:
-                batch = self._generate_and_score_completions(generation_batch)
-                self._buffered_inputs = self._split_by_role(batch)
-            half = self.args.steps_per_generation // 2
+            buffered: Any = self._buffered_inputs
+            if position == 0 or buffered is None:
+                buffered = self._split_by_role(self._generate_and_score_completions(generation_batch))
+                self._buffered_inputs = buffered
+            half = self.cure_args.steps_per_generation // 2
             if position == half:
-                self._refresh_old_logps(self._buffered_inputs[half:])
-            return self._buffered_inputs[position]
+                self._refresh_old_logps(buffered[half:])
+            return buffered[position]
 
         def _split_by_role(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
             """Code micro-batches (first half), then test micro-batches; normalisers per update."""
@@ -158,8 +167,8 @@ def trainer_class() -> type:
             n = len(roles)
             code = [i for i, role in enumerate(roles) if role == CODE]
             test = [i for i, role in enumerate(roles) if role != CODE]
-            half = self.args.steps_per_generation // 2
-            size = self.args.per_device_train_batch_size
+            half = self.cure_args.steps_per_generation // 2
+            size = self.cure_args.per_device_train_batch_size
             if len(code) != half * size or len(test) != half * size:
                 raise RuntimeError(
                     f"optim.update separate: this process holds {len(code)} code and {len(test)} test answers, "
@@ -179,12 +188,14 @@ def trainer_class() -> type:
             import torch
             from trl.models.utils import disable_gradient_checkpointing
 
-            with torch.no_grad(), disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs):
+            model: Any = self.model
+            kwargs: Any = self.cure_args.gradient_checkpointing_kwargs
+            with torch.no_grad(), disable_gradient_checkpointing(model, kwargs):
                 for micro in micro_batches:
                     ids = torch.cat([micro["prompt_ids"], micro["completion_ids"]], dim=1)
                     mask = torch.cat([micro["prompt_mask"], micro["completion_mask"]], dim=1)
                     logps, _, _ = self._get_per_token_logps_and_entropies(
-                        self.model, ids, mask, micro["completion_ids"].size(1), batch_size=ids.size(0)
+                        model, ids, mask, micro["completion_ids"].size(1), batch_size=ids.size(0)
                     )
                     micro["old_per_token_logps"] = logps
 
@@ -215,6 +226,7 @@ def seeded_vllm(seed: int | None) -> Iterator[None]:
         return
     import importlib
 
+    module: Any
     try:
         module = importlib.import_module("trl.generation.vllm_generation")
     except ImportError:  # a TRL without the module: nothing to patch

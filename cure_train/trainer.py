@@ -121,7 +121,7 @@ def grpo_args(cfg: TrainConfig, plan: StepPlan) -> Any:
         num_iterations=1,
         # CURE's advantages are centred per group already; TRL must only subtract the (zero) group mean
         scale_rewards="none",
-        loss_type=opt.loss_type,
+        loss_type=opt.loss_type or "grpo",
         # step_start: no reference model; the trainer adds the k3 term against the old log-probs itself
         beta=opt.kl_coef if opt.kl_reference == "initial" else 0.0,
         epsilon=opt.epsilon,
