@@ -161,6 +161,19 @@ def test_cli_prints_the_default_config() -> None:
     assert result.exit_code == 0
     assert result.output == default_config_text()
     assert "k_case: 16" in result.output and "# " in result.output
+    printed = parse_config(yaml.safe_load(result.output))
+    # the authors' values (optimization_config.py, their trainer, execute.py)
+    assert (printed.total_steps, printed.eval_interval, printed.save_interval) == (120, 10, 40)
+    assert (printed.rollout.max_new_tokens, printed.rollout.exec_time_limit_s) == (10000, 1.0)
+    optim = printed.optim
+    assert (optim.dynamics, optim.update, optim.optimizer_state, optim.kl_reference) == (
+        "cure",
+        "separate",
+        "per_step",
+        "step_start",
+    )
+    assert optim.adam_betas == (0.9, 0.95) and optim.drop_no_signal is True and printed.rollout.prompt_format == "raw"
+    assert "[upstream config]" in result.output and "[upstream trainer]" in result.output
 
 
 def test_cli_reports_config_errors_as_one_line(tmp_path: Path) -> None:
