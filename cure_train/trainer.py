@@ -34,7 +34,8 @@ from cure_train.steplog import LOG_NAME, StepTimer, TrainProgress
 log = logging.getLogger(__name__)
 
 CONFIG_COPY = "train_config.yaml"
-ORDER_KEYS = ("train_dataset", "train_limit", "seed", "rollout.n_tasks_per_step", "rollout.k_code")
+# keys whose change on --resume would change the data order or what a checkpoint number means
+ORDER_KEYS = ("train_dataset", "train_limit", "seed", "rollout.n_tasks_per_step", "rollout.k_code", "optim.update")
 
 
 @dataclass(frozen=True)

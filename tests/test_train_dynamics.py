@@ -24,6 +24,7 @@ from tests.test_train_loop import (
     _lengths,
     _scripted_rollout,
     answer_ids,
+    read_log,
     tiny_config,
     write_tasks,
 )
@@ -118,6 +119,10 @@ def test_cure_dynamics_make_the_authors_step(tiny_model_dir: Path, tmp_path: Pat
         pair = calls[first : first + 2]
         kept = sum(n for call in pair for (q, _, _), n in zip(call["rows"], call["mask"], strict=True) if q == SUM)
         assert pair[0]["num_items"] == pair[1]["num_items"] == 2 * kept
+    # the step log keeps both updates: update1/* is the code update, the plain keys the test update
+    log = read_log(tmp_path / "run" / "train_log.jsonl")
+    assert [row["update"] for row in log] == [2, 4]
+    assert all({"update1/loss", "update1/grad_norm", "loss", "grad_norm"} <= set(row) for row in log)
 
 
 def test_grpo_dynamics_keep_trl_behaviour(tiny_model_dir: Path, tmp_path: Path) -> None:
