@@ -21,6 +21,34 @@ SetOpt = Annotated[
     typer.Option("--set", help="Override a config key, e.g. --set rollout.k_code=8 (repeatable; YAML values)."),
 ]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")]
+Plan = Annotated[
+    bool,
+    typer.Option(
+        "--plan",
+        help="Validate the config, print the batch plan per rank and a per-GPU memory estimate; no GPU needed.",
+    ),
+]
+Gpus = Annotated[int, typer.Option("--gpus", min=1, help="--plan: number of training processes (GPUs).")]
+GpuMemory = Annotated[float, typer.Option("--gpu-memory", min=1.0, help="--plan: memory of each GPU in GB.")]
+Zero = Annotated[
+    int | None,
+    typer.Option(
+        "--zero",
+        min=0,
+        max=3,
+        help="--plan: DeepSpeed ZeRO stage (default: optim.deepspeed's, else 2 on several GPUs, else none).",
+    ),
+]
+PrepareLabels = Annotated[
+    bool,
+    typer.Option(
+        "--prepare-labels",
+        help="Label-free mode: generate the tester's labels for every task (resumable) and exit; run before launching ranks.",
+    ),
+]
+NoMemoryCheck = Annotated[
+    bool, typer.Option("--no-memory-check", help="Start even when the memory estimate says it does not fit.")
+]
 
 _STEP_COLUMNS = (
     ("code_reward_mean", "code r"),
@@ -102,6 +130,12 @@ def register(app: typer.Typer) -> None:
         print_default_config: PrintDefault = False,
         set_: SetOpt = None,
         verbose: Verbose = False,
+        plan: Plan = False,
+        gpus: Gpus = 1,
+        gpu_memory: GpuMemory = 80.0,
+        zero: Zero = None,
+        prepare_labels: PrepareLabels = False,
+        no_memory_check: NoMemoryCheck = False,
     ) -> None:
         """Train one model as coder and unit tester with CURE's co-evolution RL (TRL GRPO underneath).
 
@@ -116,13 +150,35 @@ def register(app: typer.Typer) -> None:
         if config is None:
             raise ConfigError("cure train: give a CONFIG file (start from `cure train --print-default-config`)")
         setup_logging(verbose)
+        if plan:
+            _print_plan(config, parse_overrides(set_), gpus, gpu_memory, zero)
+            return
         cfg = load_config(config, parse_overrides(set_))
+        if prepare_labels:
+            from cure_train.labels import prepare_labels as run_prepare
+
+            path, n_tasks, n_empty = run_prepare(cfg)
+            err_console.print(f"[bold green]labels:[/] {n_tasks} tasks ({n_empty} without a usable test) in {path}")
+            return
         from cure_train.trainer import run_training
 
         progress = RichTrainProgress(err_console)
-        result = run_training(cfg, resume=resume, progress=progress)
+        result = run_training(cfg, resume=resume, progress=progress, memory_check=not no_memory_check)
         err_console.print(
             f"[bold green]done:[/] {result.steps} steps; log {result.log_path}; "
             f"last checkpoint {result.last_checkpoint}",
             highlight=False,
         )
+
+
+def _print_plan(config: Path, overrides: dict[str, Any], gpus: int, gpu_memory: float, zero: int | None) -> None:
+    """``--plan``: everything is checked as on a CUDA box with vLLM; exits 1 (one line naming the knob) if it cannot fit."""
+    from cure_train.config import assume_gpu_box, load_config
+    from cure_train.plan import check_fits, default_zero, render_plan
+
+    with assume_gpu_box():
+        cfg = load_config(config, overrides)
+        stage = default_zero(cfg, gpus) if zero is None else zero
+        text, memory = render_plan(cfg, gpus, gpu_memory, stage)
+    typer.echo(text)
+    check_fits(memory, gpu_memory)

@@ -5,6 +5,10 @@ CURE needs, for each task, the coder's programs *and* the tester's tests of the 
 rewarded by how the step's programs fare on it. So the dataset has two rows per task (``role`` = code,
 test), and :class:`TaskPairSampler` replaces TRL's ``RepeatSampler`` with one that shuffles *tasks* and
 emits both rows of each task inside the same generation batch.
+
+Prompts come in two formats: ``chat`` (message lists; TRL applies the tokenizer's chat template) and ``raw``
+(the authors' pseudo-ChatML strings, which they use both to evaluate and to train: ``<|im_start|>system text
+<|im_end|>`` then ``<|im_start|>User: ...`` and ``<|im_start|>Assistant: ``; TRL passes strings through as they are).
 """
 
 from __future__ import annotations
@@ -27,6 +31,19 @@ def to_openai_messages(messages: ChatMessages) -> list[dict[str, str]]:
     return [{"role": role, "content": content} for role, content in messages]
 
 
+def raw_prompt(messages: ChatMessages) -> str:
+    """The authors' prompt string for ``messages`` (``optimization_config.system_prompts`` layout)."""
+    parts = []
+    for role, content in messages:
+        if role == "system":
+            parts.append(f"<|im_start|>{content} <|im_end|>\n")
+        elif role == "user":
+            parts.append(f"<|im_start|>User: {content} <|im_end|>\n")
+        else:
+            parts.append(f"<|im_start|>Assistant: {content} <|im_end|>\n")
+    return "".join(parts) + "<|im_start|>Assistant: "
+
+
 @dataclass(frozen=True)
 class PromptSettings:
     """How the two prompts of a task are built (the tester may see a few public examples)."""
@@ -35,6 +52,10 @@ class PromptSettings:
     tester_template: PromptTemplate | None = None
     show_examples: bool = True
     max_examples: int = 1
+    prompt_format: str = "chat"
+
+    def render(self, messages: ChatMessages) -> Any:
+        return raw_prompt(messages) if self.prompt_format == "raw" else to_openai_messages(messages)
 
 
 def view_for_tester(task: Task, max_examples: int) -> Task:
@@ -58,8 +79,8 @@ def build_rows(tasks: Sequence[Task], settings: PromptSettings) -> list[dict[str
     for index, task in enumerate(tasks):
         code_prompt = coder_messages(task, settings.coder_template)
         test_prompt = tester_messages(view_for_tester(task, settings.max_examples), show, settings.tester_template)
-        rows.append({"prompt": to_openai_messages(code_prompt), "task_index": index, "role": CODE})
-        rows.append({"prompt": to_openai_messages(test_prompt), "task_index": index, "role": TEST})
+        rows.append({"prompt": settings.render(code_prompt), "task_index": index, "role": CODE})
+        rows.append({"prompt": settings.render(test_prompt), "task_index": index, "role": TEST})
     return rows
 
 
@@ -89,6 +110,7 @@ class TaskPairSampler:
         repeat_count: int = 1,
         seed: int = 0,
         shuffle: bool = True,
+        role_blocks: int = 0,
     ):
         if n_tasks < tasks_per_batch:
             raise ValueError(f"{n_tasks} tasks cannot fill one step of {tasks_per_batch} tasks")
@@ -98,6 +120,12 @@ class TaskPairSampler:
         self.repeat_count = repeat_count
         self.seed = seed
         self.shuffle = shuffle
+        self.role_blocks = role_blocks
+        if role_blocks and (tasks_per_batch * mini_repeat_count) % role_blocks:
+            raise ValueError(
+                f"{tasks_per_batch} tasks x {mini_repeat_count} answers per role "
+                f"do not split over {role_blocks} processes"
+            )
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -115,13 +143,31 @@ class TaskPairSampler:
         n_full = len(order) // self.tasks_per_batch
         return [order[i * self.tasks_per_batch : (i + 1) * self.tasks_per_batch] for i in range(n_full)]
 
+    def step_rows(self, chunk: Sequence[int]) -> list[int]:
+        """Row indices of one generation batch of tasks ``chunk``, in the order processes receive them.
+
+        Default: task by task, code rows then test rows. With ``role_blocks = N`` (separate updates on N processes),
+        process ``p`` (the p-th of N equal consecutive slices, as accelerate deals batches) gets the p-th N-th of the
+        step's code answers followed by the p-th N-th of its test answers, so every process holds the same number of
+        answers of each role and can make the code update, then the test update, in lockstep with the others.
+        """
+        k = self.mini_repeat_count
+        if not self.role_blocks:
+            return [row for task in chunk for row in (2 * task, 2 * task + 1) for _ in range(k)]
+        code = [2 * task for task in chunk for _ in range(k)]
+        test = [2 * task + 1 for task in chunk for _ in range(k)]
+        per = len(code) // self.role_blocks
+        return [
+            row
+            for p in range(self.role_blocks)
+            for row in code[p * per : (p + 1) * per] + test[p * per : (p + 1) * per]
+        ]
+
     def __iter__(self) -> Iterator[int]:
         for chunk in self.batches(self.epoch):
+            rows = self.step_rows(chunk)
             for _ in range(self.repeat_count):
-                for task in chunk:
-                    for row in (2 * task, 2 * task + 1):
-                        for _ in range(self.mini_repeat_count):
-                            yield row
+                yield from rows
 
     def __len__(self) -> int:
         n_full = self.n_tasks // self.tasks_per_batch

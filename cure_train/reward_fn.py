@@ -60,6 +60,7 @@ class BatchScore:
     advantages: list[float]
     stats: dict[str, Any]
     tables: list[TaskTable]
+    signal: list[bool] = field(default_factory=list)  # per row: its (task, role) group has a learning signal
 
 
 def group_rows(rows: Sequence[Row], k: int) -> dict[int, TaskRollout]:
@@ -113,6 +114,7 @@ class CureJudge:
         open_builder: Callable[[ExitStack], TableBuilder],
         memory_limit_mb: int = 2048,
         eos_token_ids: Sequence[int] = (),
+        time_limit_s: float | None = None,
     ):
         if len(tasks) != len(hidden_tests):
             raise ValueError(f"{len(tasks)} tasks but {len(hidden_tests)} hidden-test lists")
@@ -121,6 +123,7 @@ class CureJudge:
         self.reward_cfg = reward_cfg
         self.k = k
         self.memory_limit_mb = memory_limit_mb
+        self.time_limit_s = time_limit_s  # None: each task's own limit; the authors' training fixes 1 s
         self.eos_token_ids = frozenset(eos_token_ids)
         self._open_builder = open_builder
         self._stack = ExitStack()
@@ -175,6 +178,7 @@ class CureJudge:
         tests = {t: [extract_test(x) for x in groups[t].test_texts] for t in order}
         tables = self._tables(order, programs, tests)
         advantage_of: dict[tuple[int, str], np.ndarray] = {}
+        has_signal: set[tuple[int, str]] = set()
         code_raw: list[float] = []
         test_raw: list[float] = []
         signal = {"code": 0, "test": 0, "any": 0}
@@ -191,6 +195,7 @@ class CureJudge:
             signal["code"] += code_adv is not None
             signal["test"] += test_adv is not None
             signal["any"] += code_adv is not None or test_adv is not None
+            has_signal |= {key for key, adv in (((t, CODE), code_adv), ((t, TEST), test_adv)) if adv is not None}
             advantage_of[(t, CODE)] = code_adv if code_adv is not None else np.zeros(self.k)
             advantage_of[(t, TEST)] = test_adv if test_adv is not None else np.zeros(self.k)
         advantages = _place(rows, advantage_of)
@@ -198,7 +203,8 @@ class CureJudge:
         self.judge_seconds += seconds
         stats = _stats(groups, programs, tests, tables, code_raw, test_raw, signal, seconds)
         stats["tasks"] = [self.tasks[t].task_id for t in order]
-        return BatchScore(advantages=advantages, stats=stats, tables=tables)
+        signal_rows = [(task_index, role) in has_signal for task_index, role, _, _ in rows]
+        return BatchScore(advantages=advantages, stats=stats, tables=tables, signal=signal_rows)
 
     def _tables(
         self, order: list[int], programs: dict[int, list[str | None]], tests: dict[int, list[TestCase | None]]
@@ -213,7 +219,7 @@ class CureJudge:
                 programs=programs[t],
                 hidden_tests=self.hidden_tests[t],
                 generated_tests=[case for case in tests[t] if case is not None],
-                time_limit_s=self.tasks[t].time_limit,
+                time_limit_s=self.time_limit_s or self.tasks[t].time_limit,
                 memory_limit_mb=self.memory_limit_mb,
             )
             for t in order

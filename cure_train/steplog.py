@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 LOG_NAME = "train_log.jsonl"
 TRL_KEYS = ("loss", "grad_norm", "learning_rate", "kl", "entropy")
+TRL_PREFIXES = ("clip_ratio", "sampling/")  # sampling/: TRL's vLLM importance-sampling ratios and log-prob gaps
 
 
 class TrainProgress(Protocol):
@@ -110,6 +111,7 @@ class CureStepCallback(TrainerCallback):
         self.progress = progress or NullTrainProgress()
         self._started = time.perf_counter()
         self._pending: dict[str, Any] | None = None
+        self._earlier: dict[str, Any] = {}  # TRL metrics of the step's earlier updates (update1/loss, ...)
 
     def cure_step(self, global_step: int) -> int:
         return global_step // self.updates_per_step
@@ -153,11 +155,14 @@ class CureStepCallback(TrainerCallback):
         if not state.is_world_process_zero:
             self._pending = None  # only the main process writes the log
             return
-        if self._pending is None:  # an optimizer update inside a step (gradient_accumulation other than auto)
+        wanted = {k: v for k, v in (logs or {}).items() if k in TRL_KEYS or k.startswith(TRL_PREFIXES)}
+        if self._pending is None:  # an optimizer update inside a step (update: separate, or gradient_accumulation)
+            index = state.global_step % self.updates_per_step
+            self._earlier.update({f"update{index}/{k}": v for k, v in wanted.items()})
             return
-        for key, value in (logs or {}).items():
-            if key in TRL_KEYS or key.startswith("clip_ratio"):
-                self._pending[key] = value
+        self._pending.update(self._earlier)
+        self._pending.update(wanted)
+        self._earlier = {}
         self._pending["time"] = round(time.time(), 3)
         append_log(self.log_path, self._pending)
         self.progress.step(self._pending)

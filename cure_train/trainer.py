@@ -11,13 +11,13 @@ reference model, DeepSpeed/accelerate, checkpoints); CURE contributes three thin
   (:class:`~cure_train.steplog.CureStepCallback`).
 
 One CURE step = one generation batch of ``n_tasks_per_step * 2 * k`` answers = ``updates_per_step``
-optimizer updates (1 with ``gradient_accumulation: auto``, as in the paper).
+optimizer updates: 2 with ``optim.update: separate`` (code, then tests: the authors'), 1 with ``joint`` and
+``gradient_accumulation: auto``. How the update itself is made lives in :mod:`cure_train.dynamics`.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,14 +26,16 @@ from typing import Any
 from cure_bench.errors import ConfigError, MissingExtraError, RunInterrupted
 from cure_bench.types import Task, TestCase
 from cure_train.config import TrainConfig
-from cure_train.data import PromptSettings, TaskPairSampler, build_dataset
+from cure_train.data import PromptSettings, build_dataset
+from cure_train.dynamics import seeded_vllm, trainer_class
 from cure_train.rewards import RewardConfig
 from cure_train.steplog import LOG_NAME, StepTimer, TrainProgress
 
 log = logging.getLogger(__name__)
 
 CONFIG_COPY = "train_config.yaml"
-ORDER_KEYS = ("train_dataset", "train_limit", "seed", "rollout.n_tasks_per_step", "rollout.k_code")
+# keys whose change on --resume would change the data order or what a checkpoint number means
+ORDER_KEYS = ("train_dataset", "train_limit", "seed", "rollout.n_tasks_per_step", "rollout.k_code", "optim.update")
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,21 @@ def plan_batches(cfg: TrainConfig, num_processes: int) -> StepPlan:
     """Check that a step's answers split evenly into micro-batches and updates; errors name the keys."""
     rows = cfg.rollout.n_tasks_per_step * 2 * cfg.rollout.k
     per_pass = cfg.optim.per_device_batch_size * num_processes
+    if cfg.optim.update == "separate":
+        per_role = rows // 2
+        if per_role % per_pass:
+            raise ConfigError(
+                f"optim.per_device_batch_size: with optim.update separate each role's {per_role} answers "
+                f"(rollout.n_tasks_per_step x rollout.k_code) must split into micro-batches of "
+                f"{cfg.optim.per_device_batch_size} per device x {num_processes} processes, which does not divide "
+                f"them; pick a per_device_batch_size (or process count) that divides {per_role // num_processes}"
+                if per_role % num_processes == 0
+                else f"optim.per_device_batch_size: with optim.update separate each role's {per_role} answers "
+                f"must split evenly over {num_processes} processes, which does not divide them; change the process "
+                "count or rollout.n_tasks_per_step"
+            )
+        micro = per_role // per_pass
+        return StepPlan(rows_per_step=rows, micro_batches=2 * micro, grad_accum=micro, updates_per_step=2)
     if rows % per_pass:
         raise ConfigError(
             f"optim.per_device_batch_size: a step has {rows} answers (rollout.n_tasks_per_step x 2 x rollout.k_code), "
@@ -88,11 +105,15 @@ def grpo_args(cfg: TrainConfig, plan: StepPlan) -> Any:
         else "gradient_checkpointing"
     )
     checkpointing: dict[str, Any] = {checkpointing_key: opt.gradient_checkpointing}
+    betas = opt.betas
     return GRPOConfig(
         output_dir=cfg.output_dir,
         seed=cfg.seed,
         use_cpu=cfg.resolved_device == "cpu",
         bf16=cfg.use_bf16,
+        model_init_kwargs={"dtype": cfg.weights_dtype},
+        adam_beta1=betas[0],
+        adam_beta2=betas[1],
         max_steps=cfg.total_steps * plan.updates_per_step,
         per_device_train_batch_size=opt.per_device_batch_size,
         gradient_accumulation_steps=plan.grad_accum,
@@ -101,8 +122,9 @@ def grpo_args(cfg: TrainConfig, plan: StepPlan) -> Any:
         num_iterations=1,
         # CURE's advantages are centred per group already; TRL must only subtract the (zero) group mean
         scale_rewards="none",
-        loss_type=opt.loss_type,
-        beta=opt.kl_coef,
+        loss_type=opt.loss_type or "grpo",
+        # step_start: no reference model; the trainer adds the k3 term against the old log-probs itself
+        beta=opt.kl_coef if opt.kl_reference == "initial" else 0.0,
         epsilon=opt.epsilon,
         epsilon_high=opt.epsilon_high,
         learning_rate=opt.learning_rate,
@@ -121,6 +143,9 @@ def grpo_args(cfg: TrainConfig, plan: StepPlan) -> Any:
         vllm_gpu_memory_utilization=ro.vllm_gpu_memory_utilization,
         vllm_tensor_parallel_size=ro.vllm_tensor_parallel_size,
         vllm_max_model_length=ro.max_model_len,
+        vllm_importance_sampling_correction=ro.vllm_importance_sampling,
+        vllm_importance_sampling_mode=ro.vllm_importance_sampling_mode,
+        vllm_importance_sampling_clip_max=ro.vllm_importance_sampling_cap,
         logging_steps=1,
         save_strategy="steps",
         save_steps=cfg.save_interval * plan.updates_per_step,
@@ -129,38 +154,6 @@ def grpo_args(cfg: TrainConfig, plan: StepPlan) -> Any:
         disable_tqdm=True,
         remove_unused_columns=False,
     )
-
-
-def _trainer_class() -> type:
-    from trl import GRPOTrainer
-
-    class CureGRPOTrainer(GRPOTrainer):
-        """GRPOTrainer with CURE's task-pair data order and a clock on generation."""
-
-        def __init__(self, *args: Any, tasks_per_step: int, timer: StepTimer, **kwargs: Any):
-            self.cure_tasks_per_step = tasks_per_step
-            self.cure_timer = timer
-            super().__init__(*args, **kwargs)
-
-        def _get_train_sampler(self, dataset: Any = None) -> Any:
-            dataset = self.train_dataset if dataset is None else dataset
-            args: Any = self.args  # a GRPOConfig (TrainingArguments to the type checker)
-            return TaskPairSampler(
-                n_tasks=len(dataset) // 2,
-                tasks_per_batch=self.cure_tasks_per_step,
-                mini_repeat_count=int(self.num_generations or 1),
-                repeat_count=self.num_iterations * args.steps_per_generation,
-                seed=args.seed,
-            )
-
-        def _generate(self, prompts: list) -> Any:
-            started = time.perf_counter()
-            try:
-                return super()._generate(prompts)
-            finally:
-                self.cure_timer.rollout_s += time.perf_counter() - started
-
-    return CureGRPOTrainer
 
 
 def load_training_tasks(cfg: TrainConfig) -> list[Task]:
@@ -176,12 +169,16 @@ def load_training_tasks(cfg: TrainConfig) -> list[Task]:
     return tasks
 
 
-def hidden_columns(cfg: TrainConfig, tasks: list[Task]) -> list[list[TestCase]]:
-    """The tests programs are judged on: the dataset's (first max_hidden_tests) or a tester's (label-free)."""
-    if cfg.reward.labels == "tester":
-        from cure_train.labels import labels_from_tester
+def hidden_columns(cfg: TrainConfig, tasks: list[Task], ranks: int = 1) -> list[list[TestCase]]:
+    """The tests programs are judged on: the dataset's (first max_hidden_tests) or a tester's (label-free).
 
-        return labels_from_tester(tasks, cfg.reward.tester, cfg.output_dir)
+    Label-free labels are a stage of their own (``cure train CONFIG --prepare-labels``); with one process a
+    missing label set is made here, with several every rank only reads the finished file.
+    """
+    if cfg.reward.labels == "tester":
+        from cure_train.labels import labels_for_training
+
+        return labels_for_training(cfg, tasks, generate=ranks == 1)
     without = [t.task_id for t in tasks if not t.hidden_tests]
     if without:
         log.warning("%d tasks have no hidden tests and give no signal (first: %s)", len(without), without[0])
@@ -197,6 +194,7 @@ def prompt_settings(cfg: TrainConfig) -> PromptSettings:
         tester_template=load_template(cfg.prompts.tester, "tester", "prompts.tester") if cfg.prompts.tester else None,
         show_examples=cfg.rollout.show_examples and not cfg.reward.post_stage,
         max_examples=cfg.rollout.max_examples,
+        prompt_format=cfg.rollout.prompt_format or "chat",
     )
 
 
@@ -212,6 +210,7 @@ def make_judge(cfg: TrainConfig, tasks: list[Task], hidden: list[list[TestCase]]
         k=cfg.rollout.k,
         open_builder=sandbox_builder(rcfg.sandbox_workers, rcfg.sandbox_isolation),
         memory_limit_mb=rcfg.memory_limit_mb,
+        time_limit_s=cfg.rollout.exec_time_limit_s,
     )
 
 
@@ -241,16 +240,19 @@ def build_trainer(
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     timer = StepTimer()
-    trainer = _trainer_class()(
-        model=cfg.model,
-        reward_funcs=[judge],
-        args=grpo_args(cfg, plan),
-        train_dataset=build_dataset(tasks, prompt_settings(cfg)),
-        processing_class=tokenizer,
-        rollout_func=rollout_func,
-        tasks_per_step=cfg.rollout.n_tasks_per_step,
-        timer=timer,
-    )
+    with seeded_vllm(cfg.seed if cfg.rollout_engine == "vllm" else None):
+        trainer = trainer_class()(
+            model=cfg.model,
+            reward_funcs=[judge],
+            args=grpo_args(cfg, plan),
+            train_dataset=build_dataset(tasks, prompt_settings(cfg)),
+            processing_class=tokenizer,
+            rollout_func=rollout_func,
+            tasks_per_step=cfg.rollout.n_tasks_per_step,
+            timer=timer,
+            optim=cfg.optim,
+            judge=judge,
+        )
     _quiet_default_printing(trainer)
     judge.eos_token_ids = frozenset(int(i) for i in getattr(trainer, "eos_token_ids", []) or [])
     if cfg.eval_interval and not cfg.eval_dataset:
@@ -280,19 +282,27 @@ def run_training(
     resume: bool = False,
     progress: TrainProgress | None = None,
     rollout_func: Callable[..., dict[str, Any]] | None = None,
+    memory_check: bool = True,
 ) -> TrainResult:
-    """Train for ``cfg.total_steps`` CURE steps (or what is left of them with ``resume``)."""
+    """Train for ``cfg.total_steps`` CURE steps (or what is left of them with ``resume``).
+
+    Checks first, before any model is loaded: the batch plan, the memory estimate on CUDA
+    (:func:`cure_train.plan.preflight`), the checkpoint state and, in label-free mode, that the labels exist
+    (several processes) or can be made here (one process).
+    """
     _require_train_extra()
     from accelerate import PartialState
 
+    from cure_train.plan import preflight
+
+    state = PartialState(cpu=cfg.resolved_device == "cpu")
+    preflight(cfg, state.num_processes, memory_check=memory_check)
     output_dir = Path(cfg.output_dir)
     checkpoint = resume_checkpoint(output_dir, resume)
     tasks = load_training_tasks(cfg)
-    # the main process writes the config copy and asks the tester (label-free) first; the others then read
-    # what it saved instead of asking again
-    with PartialState(cpu=cfg.resolved_device == "cpu").main_process_first():
+    with state.main_process_first():
         _check_or_save_config(cfg, output_dir, resuming=checkpoint is not None)
-        hidden = hidden_columns(cfg, tasks)
+    hidden = hidden_columns(cfg, tasks, ranks=state.num_processes)
     trainer = build_trainer(cfg, tasks, hidden, progress=progress, rollout_func=rollout_func)
     try:
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)

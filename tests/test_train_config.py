@@ -78,24 +78,45 @@ def test_load_config_with_dotted_overrides(tmp_path: Path) -> None:
 
 
 def test_plan_batches_and_errors() -> None:
-    cfg = parse_config({**MINIMAL, "rollout": {"k_code": 4, "k_case": 4, "n_tasks_per_step": 2}})
+    cfg = parse_config(
+        {
+            **MINIMAL,
+            "rollout": {"k_code": 4, "k_case": 4, "n_tasks_per_step": 2},
+            "optim": {"dynamics": "grpo", "per_device_batch_size": 4},
+        }
+    )
     plan = plan_batches(cfg, num_processes=1)  # 2 tasks x 2 roles x 4 = 16 answers, 4 per pass
     assert (plan.rows_per_step, plan.micro_batches, plan.grad_accum, plan.updates_per_step) == (16, 4, 4, 1)
     two = parse_config(
         {
             **MINIMAL,
             "rollout": {"k_code": 4, "k_case": 4, "n_tasks_per_step": 2},
-            "optim": {"gradient_accumulation": 2, "per_device_batch_size": 2},
+            "optim": {"dynamics": "grpo", "gradient_accumulation": 2, "per_device_batch_size": 2},
         }
     )
     assert plan_batches(two, num_processes=2).updates_per_step == 2
     with pytest.raises(ConfigError, match=r"optim\.per_device_batch_size: a step has 16 answers"):
         plan_batches(cfg, num_processes=3)
     odd = parse_config(
-        {**MINIMAL, "rollout": {"k_code": 4, "k_case": 4, "n_tasks_per_step": 2}, "optim": {"gradient_accumulation": 3}}
+        {
+            **MINIMAL,
+            "rollout": {"k_code": 4, "k_case": 4, "n_tasks_per_step": 2},
+            "optim": {"dynamics": "grpo", "gradient_accumulation": 3, "per_device_batch_size": 4},
+        }
     )
     with pytest.raises(ConfigError, match=r"optim\.gradient_accumulation: 3 does not divide the 4 micro-batches"):
         plan_batches(odd, num_processes=1)
+
+
+def test_separate_update_plans_two_updates_with_equal_roles_per_process() -> None:
+    cfg = parse_config(
+        {**MINIMAL, "rollout": {"k_code": 4, "k_case": 4, "n_tasks_per_step": 2}, "optim": {"per_device_batch_size": 4}}
+    )
+    plan = plan_batches(cfg, num_processes=1)  # 8 code + 8 test answers, 4 per pass: 2 + 2 micro-batches
+    assert (plan.micro_batches, plan.grad_accum, plan.updates_per_step) == (4, 2, 2)
+    assert plan_batches(cfg, num_processes=2).grad_accum == 1
+    with pytest.raises(ConfigError, match=r"optim\.per_device_batch_size: with optim\.update separate"):
+        plan_batches(cfg, num_processes=3)  # 8 answers per role do not split over 3 processes
 
 
 def test_grpo_args_make_trl_leave_cure_advantages_alone(tmp_path: Path) -> None:
@@ -107,14 +128,30 @@ def test_grpo_args_make_trl_leave_cure_advantages_alone(tmp_path: Path) -> None:
             "total_steps": 3,
             "save_interval": 2,
             "rollout": {"k_code": 4, "k_case": 4, "n_tasks_per_step": 2},
+            "optim": {"per_device_batch_size": 4},
             "logging": {"report_to": ["tensorboard"]},
         }
     )
-    args = grpo_args(cfg, plan_batches(cfg, 1))
+    plan = plan_batches(cfg, 1)
+    args = grpo_args(cfg, plan)
     assert args.scale_rewards == "none"  # TRL only subtracts the group mean, which CURE's advantages have as 0
     assert (args.num_generations, args.generation_batch_size, args.steps_per_generation) == (4, 16, 4)
-    assert (args.beta, args.learning_rate, args.epsilon, args.loss_type) == (0.01, 1e-6, 0.2, "grpo")
-    assert (args.max_steps, args.save_steps, args.num_iterations) == (3, 2, 1)
+    # dynamics cure: no reference model (beta 0: the trainer adds the KL to the step-start policy itself),
+    # token-mean loss, AdamW betas (0.9, 0.95), two updates per step
+    assert (args.beta, args.learning_rate, args.epsilon, args.loss_type) == (0.0, 1e-6, 0.2, "dapo")
+    assert (args.adam_beta1, args.adam_beta2) == (0.9, 0.95)
+    assert args.gradient_accumulation_steps * 2 == args.steps_per_generation
+    assert args.model_init_kwargs == {"dtype": "float32"}  # bf16 only on CUDA
+    assert (args.max_steps, args.save_steps, args.num_iterations) == (6, 4, 1)
+    std = parse_config(
+        {
+            **cfg.model_dump(mode="json", include={"model", "train_dataset", "output_dir", "device"}),
+            "optim": {"dynamics": "grpo", "per_device_batch_size": 4},
+            "rollout": {"k_code": 4, "k_case": 4, "n_tasks_per_step": 2},
+        }
+    )
+    std_args = grpo_args(std, plan_batches(std, 1))
+    assert (std_args.beta, std_args.loss_type, std_args.adam_beta2) == (0.01, "grpo", 0.999)
     assert args.use_vllm is False and args.temperature == 1.0
     assert args.report_to == ["tensorboard"] and args.logging_steps == 1
 
@@ -124,6 +161,19 @@ def test_cli_prints_the_default_config() -> None:
     assert result.exit_code == 0
     assert result.output == default_config_text()
     assert "k_case: 16" in result.output and "# " in result.output
+    printed = parse_config(yaml.safe_load(result.output))
+    # the authors' values (optimization_config.py, their trainer, execute.py)
+    assert (printed.total_steps, printed.eval_interval, printed.save_interval) == (120, 10, 40)
+    assert (printed.rollout.max_new_tokens, printed.rollout.exec_time_limit_s) == (10000, 1.0)
+    optim = printed.optim
+    assert (optim.dynamics, optim.update, optim.optimizer_state, optim.kl_reference) == (
+        "cure",
+        "separate",
+        "per_step",
+        "step_start",
+    )
+    assert optim.adam_betas == (0.9, 0.95) and optim.drop_no_signal is True and printed.rollout.prompt_format == "raw"
+    assert "[upstream config]" in result.output and "[upstream trainer]" in result.output
 
 
 def test_cli_reports_config_errors_as_one_line(tmp_path: Path) -> None:
@@ -143,7 +193,7 @@ def test_cli_passes_overrides_and_resume_to_the_library(tmp_path: Path, monkeypa
     path.write_text(yaml.safe_dump(MINIMAL))
     seen: dict = {}
 
-    def fake_run(cfg: TrainConfig, *, resume: bool, progress: object) -> object:
+    def fake_run(cfg: TrainConfig, *, resume: bool, progress: object, memory_check: bool) -> object:
         seen.update(cfg=cfg, resume=resume)
         from cure_train.trainer import TrainResult
 
@@ -189,8 +239,10 @@ def test_rollout_engine_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
     assert parse_config(MINIMAL).rollout_engine == "vllm"  # GPU + vLLM installed: vLLM rollouts
     assert parse_config({**MINIMAL, "device": "cpu"}).rollout_engine == "hf"  # never vLLM on CPU
     assert parse_config({**MINIMAL, "rollout": {"backend": "transformers"}}).rollout_engine == "hf"
-    assert parse_config(MINIMAL).use_bf16 is True
+    assert parse_config(MINIMAL).use_bf16 is True and parse_config(MINIMAL).weights_dtype == "bfloat16"
     monkeypatch.setattr(config, "_has_module", lambda name: False)
-    assert parse_config(MINIMAL).rollout_engine == "hf"  # no vLLM installed: transformers generate
+    with pytest.raises(ConfigError, match=r"rollout\.backend: 'auto' found CUDA but no vLLM"):
+        parse_config(MINIMAL)  # no silent fallback to transformers generate on a GPU
+    assert parse_config({**MINIMAL, "rollout": {"backend": "hf"}}).rollout_engine == "hf"  # asked for
     monkeypatch.setattr(config, "_cuda_available", lambda: False)
     assert parse_config(MINIMAL).resolved_device == "cpu" and parse_config(MINIMAL).use_bf16 is False

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from cure_bench.errors import BackendError, ServerUnreachableError
+from cure_bench.errors import BackendError, ConfigError, ServerUnreachableError
 from cure_bench.types import Task, TestCase
 from cure_train.config import TesterConfig as LabelSource
 from cure_train.config import parse_config
@@ -84,13 +84,75 @@ def test_trainer_uses_tester_labels_instead_of_hidden_tests(server: str, tmp_pat
             "model": "m",
             "train_dataset": "d",
             "output_dir": str(tmp_path),
-            "reward": {"labels": "tester", "tester": {"url": server, "num_tests": 1}},
+            "rollout": {"max_hidden_tests": 2},
+            "reward": {"labels": "tester", "tester": {"url": server, "num_tests": 3}},
         }
     )
-    hidden = hidden_columns(cfg, TASKS)
-    assert hidden == [[TestCase("0\n", "Print the sum. 0\n")], [TestCase("0\n", "Print the max. 0\n")]]
+    with pytest.raises(
+        ConfigError, match=r"2 of 2 tasks have no labels in .*labels_from_tester\.jsonl.*--prepare-labels"
+    ):
+        hidden_columns(cfg, TASKS, ranks=2)  # several ranks never generate: they read the prepared file
+    assert _Tester.requests == []
+    hidden = hidden_columns(cfg, TASKS)  # one process: the label stage runs in place
+    # three labels per task were asked and saved, each task is judged on the first max_hidden_tests = 2
+    assert hidden == [
+        [TestCase("0\n", "Print the sum. 0\n"), TestCase("1\n", "Print the sum. 1\n")],
+        [TestCase("0\n", "Print the max. 0\n"), TestCase("1\n", "Print the max. 1\n")],
+    ]
+    assert hidden_columns(cfg, TASKS, ranks=2) == hidden and len(_Tester.requests) == 2
     truth = parse_config({"model": "m", "train_dataset": "d", "rollout": {"max_hidden_tests": 1}})
     assert hidden_columns(truth, TASKS) == [t.hidden_tests for t in TASKS]
+
+
+def test_prepare_labels_is_a_resumable_stage_with_the_configured_tester_prompt(
+    fake_openai: Any, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from cure_bench.cli import app
+
+    answer = "**Test Input:**\n```\n4\n```\n**Test Output:**\n```\n8\n```\n**Explanation:**\ndouble"
+    srv = fake_openai(answers={"WRITE ONE TEST": [answer]}, default_answer="nothing")
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text(
+        "".join(
+            json.dumps({"question": q, "test_time_limit": 1, "test_input": ["1\n"], "test_output": ["2\n"]}) + "\n"
+            for q in ("Double n.", "Triple n.")
+        )
+    )
+    template = tmp_path / "tester.txt"
+    template.write_text("WRITE ONE TEST for:\n{{problem}}")
+    config = tmp_path / "train.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "model": "m",
+                "train_dataset": str(tasks),
+                "output_dir": str(tmp_path / "run"),
+                "device": "cpu",
+                "rollout": {"k_code": 2, "k_case": 2, "n_tasks_per_step": 1},
+                "prompts": {"tester": str(template)},
+                "reward": {
+                    "labels": "tester",
+                    "tester": {
+                        "model": "t",
+                        "backend": "openai",
+                        "base_url": srv.base_url,
+                        "api_key": "k",
+                        "num_tests": 1,
+                    },
+                },
+            }
+        )
+    )
+    result = CliRunner().invoke(app, ["train", str(config), "--prepare-labels"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (tmp_path / "run" / LABELS_NAME).read_text().splitlines()]
+    assert [r["tests"] for r in rows] == [[{"input": "4\n", "output": "8\n"}]] * 2
+    assert all("WRITE ONE TEST for:" in r.messages[-1]["content"] for r in srv.requests)  # prompts.tester honoured
+    asked = srv.samples_delivered
+    again = CliRunner().invoke(app, ["train", str(config), "--prepare-labels"])
+    assert again.exit_code == 0 and srv.samples_delivered == asked  # resumed: nothing asked twice
 
 
 def test_server_errors_name_the_key(server: str, tmp_path: Path) -> None:

@@ -109,26 +109,26 @@ def test_two_steps_then_resume_for_a_third(tiny_model_dir: Path, tmp_path: Path)
     tasks = write_tasks(tmp_path / "tasks.jsonl", TASKS)
     out = tmp_path / "run"
     result = run_training(tiny_config(tiny_model_dir, tasks, out))
-    assert result.steps == 2 and result.last_checkpoint == out / "checkpoint-2"
+    assert result.steps == 2 and result.last_checkpoint == out / "checkpoint-4"  # 2 updates per step
     log = read_log(out / "train_log.jsonl")
     assert [row["step"] for row in log] == [1, 2]
     for row in log:
         assert set(row) >= LOG_KEYS
         assert row["n_tasks"] == 2 and 0.0 <= row["code_reward_mean"] <= 1.0
         assert row["rollout_s"] > 0 and row["update_s"] > 0
-    assert (out / "checkpoint-1").is_dir() and (out / "train_config.yaml").exists()
-    model = AutoModelForCausalLM.from_pretrained(out / "checkpoint-2")
-    tokenizer = AutoTokenizer.from_pretrained(out / "checkpoint-2")
+    assert (out / "checkpoint-2").is_dir() and (out / "train_config.yaml").exists()
+    model = AutoModelForCausalLM.from_pretrained(out / "checkpoint-4")
+    tokenizer = AutoTokenizer.from_pretrained(out / "checkpoint-4")
     assert model.config.num_hidden_layers == 2 and tokenizer.chat_template
 
-    with pytest.raises(ConfigError, match="already holds checkpoint-2: pass --resume"):
+    with pytest.raises(ConfigError, match="already holds checkpoint-4: pass --resume"):
         run_training(tiny_config(tiny_model_dir, tasks, out, total_steps=3))
     with pytest.raises(ConfigError, match=r"rollout\.n_tasks_per_step: the run .* used 2"):
         run_training(
             tiny_config(tiny_model_dir, tasks, out, total_steps=3, **{"rollout.n_tasks_per_step": 1}), resume=True
         )
     resumed = run_training(tiny_config(tiny_model_dir, tasks, out, total_steps=3), resume=True)
-    assert resumed.steps == 3 and resumed.last_checkpoint == out / "checkpoint-3"
+    assert resumed.steps == 3 and resumed.last_checkpoint == out / "checkpoint-6"
     log = read_log(out / "train_log.jsonl")
     assert [row["step"] for row in log] == [1, 2, 3]
     # same data order as an uninterrupted run: 3 tasks, 2 per step -> one step per epoch, epoch e = step e+1
@@ -169,11 +169,15 @@ def _scripted_rollout(counter: dict[tuple[str, str], int], ids_of: dict[tuple[in
     def rollout(prompts: list[list[dict[str, str]]], trainer: Any) -> dict[str, Any]:
         tok = trainer.processing_class
         prompt_ids, completion_ids = [], []
-        for messages in prompts:
-            text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        for prompt in prompts:
+            if isinstance(prompt, str):  # prompt_format raw: the authors' prompt string, passed through as is
+                text, content = prompt, prompt
+            else:
+                text = tok.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+                content = prompt[-1]["content"]
             prompt_ids.append(tok(text, add_special_tokens=False)["input_ids"])
-            question = SUM if SUM in messages[-1]["content"] else SQUARE
-            role = TEST if "test example" in messages[-1]["content"] else CODE
+            question = SUM if SUM in content else SQUARE
+            role = TEST if "test example" in content else CODE
             index = counter.get((question, role), 0) % 4
             counter[(question, role)] = counter.get((question, role), 0) + 1
             ids = tok(SCRIPT[(question, role)][index], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
@@ -198,11 +202,11 @@ def test_advantages_reaching_the_loss_are_cure_advantages(tiny_model_dir: Path, 
     seen: dict[tuple[str, str, int], float] = {}
     original = trainer._compute_loss
 
+    eos = trainer.processing_class.eos_token_id
+
     def spy(model: Any, inputs: dict[str, Any]) -> Any:
-        for ids, mask, adv in zip(
-            inputs["completion_ids"], inputs["completion_mask"], inputs["advantages"], strict=True
-        ):
-            seen[ids_of[tuple(ids[mask.bool()].tolist())]] = float(adv)
+        for ids, adv in zip(inputs["completion_ids"], inputs["advantages"], strict=True):
+            seen[ids_of[answer_ids(ids, eos)]] = float(adv)
         return original(model, inputs)
 
     trainer._compute_loss = spy
@@ -227,6 +231,12 @@ def test_advantages_reaching_the_loss_are_cure_advantages(tiny_model_dir: Path, 
     assert changed, "a step with signal must update the policy"
     row = read_log(tmp_path / "run" / "train_log.jsonl")[0]
     assert row["signal_share"] == 0.5 and row["code_acc"] == pytest.approx(1 / 8)
+
+
+def answer_ids(ids: Any, eos: int) -> tuple[int, ...]:
+    """A completion's ids up to and including its EOS (what the scripted rollout returned)."""
+    out = ids.tolist()
+    return tuple(out[: out.index(eos) + 1])
 
 
 def _lengths(trainer: Any, question: str, role: str) -> list[int]:
@@ -257,7 +267,7 @@ def test_evaluation_runs_the_bench_pipeline_on_the_current_weights(tiny_model_di
     assert summary["metrics"]["code_acc"] == row["eval/code_acc"]
     assert summary["counts"]["n_tasks"] == 2
     assert not (eval_dir(out, 1) / "model").exists()  # the weights copy is removed, the checkpoint stays
-    assert (out / "checkpoint-1").is_dir()
+    assert (out / "checkpoint-2").is_dir()
 
 
 def test_ctrl_c_names_the_checkpoint_to_resume_from(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -275,6 +285,6 @@ def test_ctrl_c_names_the_checkpoint_to_resume_from(tiny_model_dir: Path, tmp_pa
         return scripted(prompts, trainer)
 
     out = tmp_path / "run"
-    with pytest.raises(RunInterrupted, match=r"interrupted at step 1; the last checkpoint is .*checkpoint-1: re-run"):
+    with pytest.raises(RunInterrupted, match=r"interrupted at step 1; the last checkpoint is .*checkpoint-2: re-run"):
         run_training(tiny_config(tiny_model_dir, tasks, out, total_steps=3), rollout_func=interrupted_on_second_step)
     assert [row["step"] for row in read_log(out / "train_log.jsonl")] == [1]

@@ -53,7 +53,10 @@ def test_two_processes_see_cure_advantages(tiny_model_dir: Path, tmp_path: Path)
     assert (tmp_path / "run" / "rank1.json").exists(), done.stdout[-3000:] + done.stderr[-3000:]
     seen: dict[tuple[str, str, int], float] = {}
     for rank in (0, 1):
-        for question, role, index, adv in json.loads((tmp_path / "run" / f"rank{rank}.json").read_text()):
+        rows = json.loads((tmp_path / "run" / f"rank{rank}.json").read_text())
+        # update separate: each rank trains on 4 code answers (first update), then 4 test answers (second)
+        assert [role for _, role, _, _ in rows] == [CODE] * 4 + [TEST] * 4
+        for question, role, index, adv in rows:
             assert (question, role, index) not in seen  # every answer is trained on by exactly one process
             seen[(question, role, index)] = adv
     assert len(seen) == 16
@@ -74,7 +77,7 @@ def _main(model: str, tasks: str, out: str) -> None:
 
     from cure_train.data import CODE, TEST
     from cure_train.trainer import build_trainer, hidden_columns, load_training_tasks
-    from tests.test_train_loop import _lengths, _scripted_rollout, tiny_config
+    from tests.test_train_loop import _lengths, _scripted_rollout, answer_ids, tiny_config
 
     cfg = tiny_config(Path(model), Path(tasks), Path(out), total_steps=1, **{"optim.per_device_batch_size": 2})
     task_list = load_training_tasks(cfg)
@@ -83,11 +86,11 @@ def _main(model: str, tasks: str, out: str) -> None:
     seen: list[list[Any]] = []
     original = trainer._compute_loss
 
+    eos = trainer.processing_class.eos_token_id
+
     def spy(model_: Any, inputs: dict[str, Any]) -> Any:
-        for ids, mask, adv in zip(
-            inputs["completion_ids"], inputs["completion_mask"], inputs["advantages"], strict=True
-        ):
-            seen.append([*ids_of[tuple(ids[mask.bool()].tolist())], float(adv)])
+        for ids, adv in zip(inputs["completion_ids"], inputs["advantages"], strict=True):
+            seen.append([*ids_of[answer_ids(ids, eos)], float(adv)])
         return original(model_, inputs)
 
     trainer._compute_loss = spy
