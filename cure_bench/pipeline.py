@@ -166,7 +166,7 @@ def _run(
         _extract(task, coder_msgs[i], tester_msgs[i] if tester_msgs else None, code_answers[i], test_answers[i], cfg)
         for i, task in enumerate(tasks)
     ]
-    tables, sandbox_info = _judge(cfg, tasks, records, run_dir, progress, hide=[dataset.path, run_dir.parent])
+    tables, sandbox_info = _judge(cfg, tasks, records, run_dir, progress, hide=[inputs.dataset.path, run_dir.parent])
     for record, table in zip(records, tables, strict=True):
         record.table = table
 
