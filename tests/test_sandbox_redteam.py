@@ -165,11 +165,14 @@ def test_venv_inside_the_project_or_under_tmp_exposes_nothing(level: str, where:
     secret = "SECRET-" + secrets.token_hex(16)
     planted = base / f"redteam-{secrets.token_hex(4)}.txt"
     try:
-        subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)], check=True)
+        copies = ["--copies"] if where == "tmp" else []  # a copied interpreter under /tmp, under the scratch tmpfs
+        subprocess.run(
+            [sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", *copies, str(venv)], check=True
+        )
         planted.write_text(secret)
         planted.chmod(0o644)
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        out = _venv_hunt(venv, level, secret, [str(planted), str(venv), str(REPO)], [str(planted)], env)
+        out = _venv_hunt(venv, level, secret, [str(planted), str(venv / "lib"), str(REPO)], [str(planted)], env)
     finally:
         shutil.rmtree(venv, ignore_errors=True)
         planted.unlink(missing_ok=True)

@@ -116,6 +116,9 @@ def _interpreter_ops(env: JudgeEnv) -> list[MountOp]:
     ops: list[MountOp] = []
     if not _under(env.python, "/usr"):
         ops.append(("ro-bind", env.python, env.python))
+        cfg = os.path.join(os.path.dirname(os.path.dirname(env.python)), "pyvenv.cfg")
+        if os.path.isfile(cfg):  # a copied venv interpreter finds its standard library through this file
+            ops.append(("ro-bind", cfg, cfg))
     libdir = sysconfig.get_config_var("LIBDIR") or ""
     if libdir and not _under(libdir, "/usr"):
         for lib in sorted(glob.glob(os.path.join(libdir, "libpython3*.so*"))):
@@ -143,11 +146,11 @@ def view_ops(env: JudgeEnv, worker_files: Sequence[Path]) -> list[MountOp]:
             ops.append(("symlink", os.readlink(path), path))
         elif os.path.exists(path):
             ops.append(("ro-bind", path, path))
-    ops += _interpreter_ops(env)
-    ops.append(("dir", JUDGE_SITE))
-    ops += [("ro-bind", entry, os.path.join(JUDGE_SITE, os.path.basename(entry))) for entry in env.entries]
     ops += [("proc", "/proc"), ("dev", "/dev"), ("mqueue", "/dev/mqueue")]
     ops += [("tmpfs", path, str(WORKER_TMPFS_BYTES)) for path in SCRATCH_DIRS]
+    ops += _interpreter_ops(env)  # after the scratch tmpfs: a venv under /tmp must stay visible
+    ops.append(("dir", JUDGE_SITE))
+    ops += [("ro-bind", entry, os.path.join(JUDGE_SITE, os.path.basename(entry))) for entry in env.entries]
     ops += [("ro-bind", str(f), os.path.join(WORKER_DIR, f.name)) for f in worker_files]
     return ops
 
