@@ -154,7 +154,7 @@ def test_trl_recipe(live: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "reward_funcs=[reward]" in train
 
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    assert "trl>=1.0,<1.17" in extras["train"]
+    assert "trl>=1.16,<1.17" in extras["train"]
 
 
 def test_sandbox_fusion_recipe(open_live: str) -> None:
