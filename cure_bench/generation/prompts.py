@@ -117,19 +117,22 @@ def _parse_json_template(raw: str, path: Path, flag: str) -> tuple[tuple[str, st
     return tuple(messages)
 
 
-def example_intro(task: Task) -> str:
-    """The paper's sentence presenting public examples to the tester (only with --show-examples)."""
-    n = len(task.example_tests)
-    if n == 0:
-        return ""
+def examples_sentence(task: Task, n: int) -> str:
+    """The paper's sentence presenting ``n`` public examples (it lists every example, whatever ``n`` says)."""
     inputs = ", ".join(repr(t.input) for t in task.example_tests)
     outputs = ", ".join(repr(t.output) for t in task.example_tests)
     if n == 1:
-        return f"We already have one test sample:\n Its input is {inputs}. Its output is {outputs}.\n"
+        return f"We already have one test sample:\n Its input is {inputs}. Its output is {outputs}."
     return (
         f"We already have {n} test samples:\n The inputs are, respectively, {inputs}. "
-        f"The corresponding outputs are {outputs}.\n"
+        f"The corresponding outputs are {outputs}."
     )
+
+
+def example_intro(task: Task) -> str:
+    """The paper's sentence presenting public examples to the tester (only with --show-examples)."""
+    n = len(task.example_tests)
+    return examples_sentence(task, n) + "\n" if n else ""
 
 
 def coder_messages(task: Task, template: PromptTemplate | None = None) -> ChatMessages:

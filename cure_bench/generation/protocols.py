@@ -29,6 +29,7 @@ from cure_bench.generation import extract
 from cure_bench.generation.prompts import (
     PromptTemplate,
     coder_messages,
+    examples_sentence,
     fill_placeholders,
     prompt_hash,
     tester_messages,
@@ -205,16 +206,7 @@ def _wrap(raw: str, text_prompt: bool) -> ChatMessages:
 def cure_example_intro(task: Task, k_case: int) -> str:
     """Upstream's sentence presenting the public examples (shown only with --show-examples, as with no_example)."""
     n = min(k_case, len(task.example_tests))
-    if n == 0:
-        return " "
-    inputs = ", ".join(repr(t.input) for t in task.example_tests)
-    outputs = ", ".join(repr(t.output) for t in task.example_tests)
-    if n == 1:
-        return f"We already have one test sample:\n Its input is {inputs}. Its output is {outputs}."
-    return (
-        f"We already have {n} test samples:\n The inputs are, respectively, {inputs}. "
-        f"The corresponding outputs are {outputs}."
-    )
+    return examples_sentence(task, n) if n else " "
 
 
 PROTOCOLS: dict[str, Protocol] = {

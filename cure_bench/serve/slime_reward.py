@@ -22,7 +22,7 @@ from typing import Any
 
 from cure_bench.errors import ConfigError
 from cure_bench.serve.reward_rules import parse_label, prompt_text
-from cure_bench.serve.transport import DEFAULT_TIMEOUT_S, TOKEN_ENV, apost, resolve_url, score_body
+from cure_bench.serve.transport import DEFAULT_TIMEOUT_S, TOKEN_ENV, apost, resolve_url, score_body, score_details
 
 Reward = float | dict[str, float]
 
@@ -52,13 +52,7 @@ def _answer(result: dict[str, Any], reward_key: str | None) -> Reward:
     reward = float(result["reward"])
     if not reward_key:
         return reward
-    return {
-        "reward": reward,
-        "pass_rate": float(result["pass_rate"]),
-        "extract_ok": float(bool(result["extract_ok"])),
-        "num_tests": float(result["total"]),
-        reward_key: reward,
-    }
+    return {"reward": reward, **score_details(result), reward_key: reward}
 
 
 async def _score(args: Any, samples: Sequence[Any]) -> list[Reward]:

@@ -85,6 +85,15 @@ def score_options(reward: str | None, extract: str | None, time_limit_s: float |
     return options
 
 
+def score_details(result: Mapping[str, Any]) -> dict[str, float]:
+    """The per-item numbers of a /v1/score result that trainers log beside the reward (verl, slime)."""
+    return {
+        "pass_rate": float(result["pass_rate"]),
+        "extract_ok": float(bool(result["extract_ok"])),
+        "num_tests": float(result["total"]),
+    }
+
+
 def score_body(items: Sequence[dict[str, Any]], options: Mapping[str, Any] | None) -> dict[str, Any]:
     return {"items": list(items), "options": dict(options or {})}
 

@@ -28,6 +28,7 @@ from cure_bench.serve.transport import (
     make_item,
     resolve_url,
     score_body,
+    score_details,
     score_options,
     shared_client,
 )
@@ -40,12 +41,7 @@ def _verl_answer(result: Mapping[str, Any], return_dict: bool) -> Score:
     reward = float(result["reward"])
     if not return_dict:
         return reward
-    return {
-        "score": reward,
-        "pass_rate": float(result["pass_rate"]),
-        "extract_ok": float(bool(result["extract_ok"])),
-        "num_tests": float(result["total"]),
-    }
+    return {"score": reward, **score_details(result)}
 
 
 def _options_of(kwargs: Mapping[str, Any]) -> dict[str, Any]:
