@@ -59,19 +59,26 @@ class JobSize:
         return "job: " + "; ".join(parts)
 
 
-def _is_api(model: ModelConfig) -> bool:
+def _backend(model: ModelConfig) -> str:
     from cure_bench.generation.backends import choose_backend
 
-    return choose_backend(model.model, model.base_url, model.backend)[0] == "openai"
+    return choose_backend(model.model, model.base_url, model.backend)[0]
 
 
 def estimate_job(
-    cfg: BenchConfig, n_tasks: int, price_per_mtok: float | None = None, *, max_tokens: int | None = None
+    cfg: BenchConfig,
+    n_tasks: int,
+    price_per_mtok: float | None = None,
+    *,
+    max_tokens: int | None = None,
+    backends: tuple[str, str] | None = None,
 ) -> JobSize:
-    """``max_tokens``: the cap the protocol resolved (None: no cap is sent, the server's own applies)."""
+    """``max_tokens``: the cap the protocol resolved (None: no cap is sent, the server's own applies).
+    ``backends``: the (coder, tester) backends already chosen by the run's plan; chosen here when not given."""
     k_case = 0 if cfg.single else cfg.k_case
-    coder_api = _is_api(cfg.coder)
-    tester_api = k_case > 0 and _is_api(cfg.tester_model)
+    coder_backend, tester_backend = backends or (_backend(cfg.coder), _backend(cfg.tester_model))
+    coder_api = coder_backend == "openai"
+    tester_api = k_case > 0 and tester_backend == "openai"
     requests = n_tasks * (int(coder_api) + int(tester_api))
     single = n_tasks * (cfg.k_code * int(coder_api) + k_case * int(tester_api))
     return JobSize(

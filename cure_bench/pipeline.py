@@ -106,7 +106,9 @@ def run_bench(
     finished = _finished_run(cfg, prefix, key)
     if finished is not None:
         return finished
-    job = estimate_job(cfg, len(tasks), cfg.price_per_mtok, max_tokens=generation.sampling[0].params.max_tokens)
+    backends = (plans["coder"].backend, plans.get("tester", plans["coder"]).backend)
+    max_tokens = generation.sampling[0].params.max_tokens
+    job = estimate_job(cfg, len(tasks), cfg.price_per_mtok, max_tokens=max_tokens, backends=backends)
     log.info("%s", job.describe())
     if confirm is not None and not confirm(job):
         raise RunInterrupted("not started: the job was declined (pass --yes to skip the question)")
