@@ -461,3 +461,77 @@ def test_vllm_options_are_checked_early() -> None:
         VLLMOptions(gpu_groups="[[0]")
     with pytest.raises(ConfigError, match="--gpu-memory-utilization"):
         VLLMOptions(gpu_memory_utilization=1.5)
+
+
+# --- issue 20: start-up on the default path, the parent's devices --------------------------------------
+
+
+def test_vllm_engine_forces_spawn_before_the_engine_starts(
+    model_dir: str, fake_vllm: type[_FakeLLM], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("VLLM_WORKER_MULTIPROC_METHOD", raising=False)
+    seen: list[str | None] = []
+    real_init = _FakeLLM.__init__
+
+    def spying_init(self: _FakeLLM, **kwargs: Any) -> None:
+        seen.append(os.environ.get("VLLM_WORKER_MULTIPROC_METHOD"))
+        real_init(self, **kwargs)
+
+    monkeypatch.setattr(_FakeLLM, "__init__", spying_init)
+    VLLMEngine(EngineSpec(path=model_dir))
+    assert seen == ["spawn"], "vLLM must see spawn when it builds its engine core"
+    monkeypatch.setenv("VLLM_WORKER_MULTIPROC_METHOD", "fork")
+    VLLMEngine(EngineSpec(path=model_dir))
+    assert seen[-1] == "fork", "a method the user chose is kept"
+
+
+def test_the_default_path_never_calls_cuda_is_available(model_dir: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both `--backend vllm`'s runtime check and `--backend auto` count GPUs without cudaGetDeviceCount."""
+    import torch
+
+    from cure_bench.generation.backends import choose_backend, cuda_probe
+
+    def poisoned() -> bool:
+        raise AssertionError("torch.cuda.is_available() poisons vLLM's fork")
+
+    monkeypatch.setattr(torch.cuda, "is_available", poisoned)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(cuda_probe, "_nvml_count", lambda: None)
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: object() if n == "vllm" else real_find_spec(n, *a))
+    assert choose_backend(model_dir, None, "auto")[0] == "vllm"
+    factory = Factory()
+    from cure_bench.generation.backends import vllm_backend
+
+    monkeypatch.setattr(vllm_backend, "VLLMEngine", factory)
+    gen = VLLMGenerator(model_dir)  # the real runtime check, with the engine replaced
+    collect(gen, [req("a", (0,))])
+    assert len(factory.engines) == 1
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    assert choose_backend(model_dir, None, "auto")[0] == "hf"
+
+
+def test_nvml_count_honours_the_parent_visible_devices(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cure_bench.generation.backends import cuda_probe
+
+    monkeypatch.setattr(cuda_probe, "_nvml_count", lambda: 8)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert cuda_probe.cuda_device_count() == 8
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,,7")
+    assert cuda_probe.parent_visible_devices() == ["4", "5"] and cuda_probe.cuda_device_count() == 2
+
+
+def test_gpu_groups_map_through_the_parent_cuda_visible_devices(
+    model_dir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6,7")
+    factory = Factory()
+    collect(VLLMGenerator(model_dir, gpu_groups="[[0,1],[3,2]]", engine_factory=factory), [req("a", (0,))])
+    assert [e.spec.visible_devices for e in factory.engines] == ["4,5", "7,6"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-aaa,GPU-bbb")
+    with pytest.raises(ConfigError, match=r"names GPU 2, but CUDA_VISIBLE_DEVICES=GPU-aaa,GPU-bbb leaves 2"):
+        VLLMGenerator(model_dir, gpu_groups=[[2]], engine_factory=Factory())
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    again = Factory()
+    collect(VLLMGenerator(model_dir, gpu_groups=[[1]], engine_factory=again), [req("a", (0,))])
+    assert again.engines[0].spec.visible_devices == "1"

@@ -106,12 +106,10 @@ def choose_backend(model: str, base_url: str | None, requested: str | None = "au
 
 
 def _cuda_visible() -> bool:
-    """Whether torch sees a CUDA device (imports torch: called only when choosing a local backend)."""
-    if importlib.util.find_spec("torch") is None:
-        return False
-    import torch
+    """Whether a CUDA device is visible, by the probe that does not initialise CUDA (vLLM forks after it)."""
+    from cure_bench.generation.backends.cuda_probe import cuda_device_count
 
-    return bool(torch.cuda.is_available())
+    return cuda_device_count() > 0
 
 
 def _spec(backend: str) -> BackendSpec:

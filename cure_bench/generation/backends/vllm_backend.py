@@ -299,19 +299,26 @@ def _check_options(
 
 
 def _engine_specs(base: EngineSpec, groups: list[tuple[int, ...]] | None) -> list[EngineSpec]:
+    """One spec per group; each child's CUDA_VISIBLE_DEVICES goes through the parent's own visible list."""
+    from cure_bench.generation.backends.cuda_probe import map_group, parent_visible_devices
+
     if groups is None:
         return [base]
+    visible = parent_visible_devices()
     fields = {k: getattr(base, k) for k in base.__dataclass_fields__}
-    return [EngineSpec(**{**fields, "tensor_parallel_size": len(g), "gpus": g}) for g in groups]
+    return [
+        EngineSpec(**{**fields, "tensor_parallel_size": len(g), "gpus": g, "visible_devices": map_group(g, visible)})
+        for g in groups
+    ]
 
 
 def _check_runtime(groups: list[tuple[int, ...]] | None) -> None:
     """vLLM importable and CUDA visible, else one line saying what to install or to use --backend hf."""
     if importlib.util.find_spec("vllm") is None:
         raise MissingExtraError("vllm", "--backend vllm", "use --backend hf")
-    import torch
+    from cure_bench.generation.backends.cuda_probe import cuda_device_count
 
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    count = cuda_device_count()  # NVML: never torch.cuda.is_available(), which poisons vLLM's fork
     if count == 0:
         raise BackendError("--backend vllm needs a CUDA GPU and torch sees none; use --backend hf on this machine")
     if groups and max(g for group in groups for g in group) >= count:

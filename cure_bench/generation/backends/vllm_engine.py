@@ -40,7 +40,8 @@ class EngineSpec:
     enable_prefix_caching: bool = True
     dtype: str = "auto"
     seed: int = 0
-    gpus: tuple[int, ...] | None = None  # CUDA_VISIBLE_DEVICES of the engine's process; None: inherit
+    gpus: tuple[int, ...] | None = None  # the group, as the parent numbers its GPUs; None: inherit
+    visible_devices: str | None = None  # the child's CUDA_VISIBLE_DEVICES (mapped through the parent's)
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ class VLLMEngine:
     """One ``vllm.LLM`` in this process. The chat template is the model tokenizer's own."""
 
     def __init__(self, spec: EngineSpec) -> None:
+        force_spawn()
         from vllm import LLM
 
         self.spec = spec
@@ -140,6 +142,17 @@ class VLLMEngine:
 
     def close(self) -> None:
         self._llm = None
+
+
+def force_spawn() -> None:
+    """Make vLLM spawn (never fork) its engine-core and worker processes.
+
+    vLLM forks unless ``torch.cuda.is_initialized()`` or ``VLLM_WORKER_MULTIPROC_METHOD=spawn``; any earlier
+    ``cudaGetDeviceCount`` in this process (``torch.cuda.is_available()``, a library probing) poisons fork without
+    setting ``is_initialized``, and the forked engine then dies with "Cannot re-initialize CUDA in forked
+    subprocess". An explicit method set by the user is kept.
+    """
+    os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
 
 
 def _engine_tokenizer(llm: Any, spec: EngineSpec) -> Any:
@@ -252,7 +265,9 @@ def _shutdown(proc: Any, conn: Any) -> None:
 
 def _serve_engine(conn: Any, spec: EngineSpec, builder: EngineFactory) -> None:
     """Child process main: build the engine on the group's GPUs, then answer ``run`` messages."""
-    if spec.gpus is not None:
+    if spec.visible_devices is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = spec.visible_devices
+    elif spec.gpus is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in spec.gpus)
     engine = None
     try:
