@@ -29,7 +29,8 @@ from cure_bench.generation.backends.vllm_backend import (
 )
 from cure_bench.types import Completion, GenerationRequest, Generator, SamplingParams
 
-PARAMS = SamplingParams(temperature=0.8, top_p=0.9, max_tokens=64, seed=5)
+PARAMS = SamplingParams(temperature=0.8, top_p=0.9, max_tokens=64, seed=None)
+SEEDED = SamplingParams(temperature=0.8, top_p=0.9, max_tokens=64, seed=5)
 
 
 class FakeEngine:
@@ -140,16 +141,39 @@ def test_sampling_params_and_per_request_seeds_reach_the_engine(model_dir: str) 
     factory = Factory()
     unseeded = SamplingParams(temperature=0.0, max_tokens=7, seed=None)
     collect(
-        VLLMGenerator(model_dir, engine_factory=factory), [req("a", (0, 1)), req("b", (0, 1)), req("c", (0,), unseeded)]
+        VLLMGenerator(model_dir, engine_factory=factory),
+        [req("a", (0, 1), SEEDED), req("b", (0, 1), SEEDED), req("c", (0,), unseeded)],
     )
-    jobs = {job.messages[-1][1]: job for job in factory.engines[0].calls[0]}
-    a, b, c = jobs["question a"], jobs["question b"], jobs["question c"]
-    assert (a.temperature, a.top_p, a.max_tokens, a.n) == (0.8, 0.9, 64, 2)
-    assert a.seed is not None and b.seed is not None and a.seed != b.seed
-    assert (c.temperature, c.max_tokens, c.seed) == (0.0, 7, None)
-    again = Factory()
-    collect(VLLMGenerator(model_dir, engine_factory=again), [req("a", (0, 1))])
-    assert again.engines[0].calls[0][0].seed == a.seed
+    jobs: dict[str, list[EngineJob]] = {}
+    for job in factory.engines[0].calls[0]:
+        jobs.setdefault(job.messages[-1][1], []).append(job)
+    a, b, (c,) = jobs["question a"], jobs["question b"], jobs["question c"]
+    assert [(j.temperature, j.top_p, j.max_tokens, j.n) for j in a] == [(0.8, 0.9, 64, 1)] * 2, "one job per sample"
+    seeds = {j.seed for j in a + b}
+    assert None not in seeds and len(seeds) == 4, "every sample its own seed"
+    assert (c.temperature, c.max_tokens, c.seed, c.n) == (0.0, 7, None, 1)
+
+
+def test_per_sample_seeds_are_identical_across_a_resume(model_dir: str) -> None:
+    """Samples 3 and 5 asked for alone (a resume) get the seeds they had in the uninterrupted run."""
+    from cure_bench.generation.backends.vllm_backend import sample_seed
+
+    def seeds(indices: tuple[int, ...], key: str = "a") -> dict[int, int | None]:
+        factory = Factory(SeedEngine)
+        got = collect(VLLMGenerator(model_dir, engine_factory=factory), [req(key, indices, SEEDED)])
+        return {i: int(c.text) for _, i, c in got}
+
+    whole = seeds(tuple(range(8)))
+    assert len(set(whole.values())) == 8
+    resumed = seeds((3, 5))
+    assert resumed == {3: whole[3], 5: whole[5]}
+    assert whole[3] == sample_seed(5, "a", 3)
+    assert seeds((3,), key="b")[3] != whole[3], "the request key is part of the seed"
+
+
+class SeedEngine(FakeEngine):
+    def run(self, jobs: Sequence[EngineJob]) -> list[list[EngineSample]]:
+        return [[EngineSample(str(job.seed), 1, "stop")] * job.n for job in jobs]
 
 
 def test_nothing_to_generate_starts_no_engine(model_dir: str) -> None:

@@ -152,7 +152,8 @@ class VLLMGenerator:
         if not pending:
             return
         engines = self._start_engines()
-        order = list(range(len(pending)))
+        units = [u for r in pending for u in _units(r)]
+        order = list(range(len(units)))
         random.Random(self.seed).shuffle(order)
         log.info("vLLM: %d prompts, %d samples, on %d engine(s)", len(pending), _n_samples(pending), len(engines))
         # Big shuffled batches keep the engines full; delivering after each one bounds what Ctrl-C or a crash loses
@@ -160,13 +161,14 @@ class VLLMGenerator:
         for start in range(0, len(order), self.chunk_prompts):
             chunk = order[start : start + self.chunk_prompts]
             shares = [chunk[i :: len(engines)] for i in range(len(engines))]
-            outputs = _run_all(engines, [[_job(pending[i]) for i in share] for share in shares])
+            outputs = _run_all(engines, [[units[i][2] for i in share] for share in shares])
             results: dict[int, list[EngineSample]] = {}
             for share, samples in zip(shares, outputs, strict=True):
                 results.update(zip(share, samples, strict=True))
             for i in sorted(results):  # request order again, as the caller listed them
-                for index, sample in zip(pending[i].sample_indices, results[i], strict=True):
-                    on_sample(pending[i], index, Completion(sample.text, sample.tokens, sample.finish_reason))
+                request, indices, _ = units[i]
+                for index, sample in zip(indices, results[i], strict=True):
+                    on_sample(request, index, Completion(sample.text, sample.tokens, sample.finish_reason))
 
     def close(self) -> None:
         engines, self._engines = self._engines, []
@@ -221,26 +223,38 @@ def _run_all(engines: list[Engine], batches: list[list[EngineJob]]) -> list[list
         return [f.result() if f is not None else [] for f in futures]
 
 
-def _job(request: GenerationRequest) -> EngineJob:
+def _units(request: GenerationRequest) -> list[tuple[GenerationRequest, tuple[int, ...], EngineJob]]:
+    """A request as engine jobs: one per sample when seeded (each sample its own seed), else one with ``n``.
+
+    vLLM derives the seeds of an ``n > 1`` request's samples from its one seed by position, so a resumed run
+    asking for samples (3, 5) would draw them as samples 0 and 1; one ``n = 1`` job per sample, seeded from
+    (seed, request key, sample index), draws the same sample whatever else is asked. Prefix caching still
+    shares the prompt between them (vLLM V1 fans ``n`` out into separate requests anyway).
+    """
+    p = request.params
+    if p.seed is None or p.temperature < 1e-5:  # greedy: one run stands for every sample
+        return [(request, request.sample_indices, _job(request, len(request.sample_indices), None))]
+    return [(request, (i,), _job(request, 1, sample_seed(p.seed, request.key, i))) for i in request.sample_indices]
+
+
+def _job(request: GenerationRequest, n: int, seed: int | None) -> EngineJob:
     p = request.params
     return EngineJob(
         request.messages,
-        len(request.sample_indices),
+        n,
         p.temperature,
         1.0 if p.top_p is None else p.top_p,
         DEFAULT_MAX_TOKENS if p.max_tokens is None else p.max_tokens,
-        _seed(request),
+        seed,
         top_k=p.top_k,
         min_p=p.min_p,
         stop=p.stop,
     )
 
 
-def _seed(request: GenerationRequest) -> int | None:
-    """Each request gets its own seed from the run's seed, so its samples do not depend on the batch."""
-    if request.params.seed is None:
-        return None
-    text = f"{request.params.seed}|{request.key}|{','.join(map(str, request.sample_indices))}"
+def sample_seed(seed: int, key: str, index: int) -> int:
+    """The seed of one sample: a function of (run seed, request key, sample index) only, never of the batch."""
+    text = f"{seed}|{key}|{index}"
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") & 0x7FFFFFFF
 
 
