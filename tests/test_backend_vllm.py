@@ -559,3 +559,31 @@ def test_gpu_groups_map_through_the_parent_cuda_visible_devices(
     again = Factory()
     collect(VLLMGenerator(model_dir, gpu_groups=[[1]], engine_factory=again), [req("a", (0,))])
     assert again.engines[0].spec.visible_devices == "1"
+
+
+def test_close_shuts_the_engine_core_down_and_waits_for_the_memory(
+    model_dir: str, fake_vllm: type[_FakeLLM], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from cure_bench.generation.backends import vllm_engine
+
+    readings = iter([1000, 9000, 5000, 1200])  # before start, then polled after shutdown until back
+    monkeypatch.setattr(vllm_engine, "gpu_memory_used_mib", lambda: next(readings))
+    monkeypatch.setattr(vllm_engine.time, "sleep", lambda s: None)
+    engine = VLLMEngine(EngineSpec(path=model_dir))
+    stopped: list[bool] = []
+    engine._llm.llm_engine.engine_core = types.SimpleNamespace(shutdown=lambda: stopped.append(True))
+    engine.close()
+    assert stopped == [True] and engine._llm is None
+    assert next(readings, "done") == "done", "polled until the memory came back"
+    assert not [r for r in caplog.records if "still in use" in r.getMessage()]
+    engine.close()  # idempotent
+    assert stopped == [True]
+
+
+def test_close_warns_when_the_memory_does_not_come_back(model_dir: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cure_bench.generation.backends import vllm_engine
+
+    monkeypatch.setattr(vllm_engine, "gpu_memory_used_mib", lambda: 9000)
+    monkeypatch.setattr(vllm_engine.time, "sleep", lambda s: None)
+    assert vllm_engine.wait_memory_freed(1000, timeout_s=0.0) is False
+    assert vllm_engine.wait_memory_freed(None) is True

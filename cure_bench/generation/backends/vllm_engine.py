@@ -7,9 +7,11 @@ Kept apart from the Generator so that everything but ``VLLMEngine`` itself runs,
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import multiprocessing
 import os
+import time
 import traceback
 import weakref
 from collections.abc import Callable, Sequence
@@ -88,6 +90,7 @@ class VLLMEngine:
         from vllm import LLM
 
         self.spec = spec
+        self._baseline_mib = gpu_memory_used_mib()
         try:
             self._llm = LLM(
                 model=spec.path,
@@ -141,7 +144,76 @@ class VLLMEngine:
         return list(self._tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def close(self) -> None:
-        self._llm = None
+        """Shut the engine core (and its GPU workers) down, then check the GPU memory came back.
+
+        Dropping the reference is not enough: V1's engine-core process holds the weights and KV cache until it is
+        told to stop, and a second engine (two local models, evaluation during training) then fails vLLM's
+        free-memory check.
+        """
+        llm, self._llm = self._llm, None
+        if llm is None:
+            return
+        shutdown = getattr(llm, "shutdown", None)
+        if shutdown is None:
+            core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+            shutdown = getattr(core, "shutdown", None)
+        if shutdown is not None:
+            shutdown()
+        del llm
+        gc.collect()
+        wait_memory_freed(self._baseline_mib)
+
+
+def gpu_memory_used_mib() -> int | None:
+    """MiB used on the GPUs this process sees, by NVML (None without pynvml or a driver)."""
+    try:
+        import pynvml
+    except ImportError:
+        return None
+    from cure_bench.generation.backends.cuda_probe import parent_visible_devices
+
+    try:
+        pynvml.nvmlInit()
+    except Exception:
+        return None
+    try:
+        visible = parent_visible_devices()
+        handles = (
+            [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
+            if visible is None
+            else [
+                pynvml.nvmlDeviceGetHandleByUUID(v) if v.startswith("GPU-") else pynvml.nvmlDeviceGetHandleByIndex(int(v))
+                for v in visible
+            ]
+        )
+        return sum(int(pynvml.nvmlDeviceGetMemoryInfo(h).used) for h in handles) // (1 << 20)
+    except Exception:
+        return None
+    finally:
+        pynvml.nvmlShutdown()
+
+
+FREED_SLACK_MIB = 1024
+
+
+def wait_memory_freed(baseline_mib: int | None, timeout_s: float = 30.0) -> bool:
+    """Poll until GPU memory is back within ``FREED_SLACK_MIB`` of what was used before the engine; warn if not."""
+    if baseline_mib is None:
+        return True
+    deadline = time.monotonic() + timeout_s
+    used = gpu_memory_used_mib()
+    while used is not None and used > baseline_mib + FREED_SLACK_MIB and time.monotonic() < deadline:
+        time.sleep(0.5)
+        used = gpu_memory_used_mib()
+    if used is not None and used > baseline_mib + FREED_SLACK_MIB:
+        log.warning(
+            "vLLM engine closed but %d MiB of GPU memory is still in use (%d MiB before it started); "
+            "another engine on these GPUs may fail its free-memory check",
+            used - baseline_mib,
+            baseline_mib,
+        )
+        return False
+    return True
 
 
 def force_spawn() -> None:
