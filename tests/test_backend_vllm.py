@@ -394,10 +394,40 @@ def test_vllm_engine_runs_greedy_once_and_repeats_it(model_dir: str, fake_vllm: 
     assert [s.text for s in samples] == ["s0", "s0", "s0"]
 
 
-def test_vllm_engine_rejects_a_prompt_longer_than_max_model_len(model_dir: str, fake_vllm: type[_FakeLLM]) -> None:
+def test_vllm_engine_skips_a_prompt_longer_than_max_model_len_and_counts_it(
+    model_dir: str, fake_vllm: type[_FakeLLM], caplog: pytest.LogCaptureFixture
+) -> None:
     engine = VLLMEngine(EngineSpec(path=model_dir))
-    with pytest.raises(BackendError, match="--max-model-len 80"):
-        engine.run([EngineJob((("user", "word " * 200),), 1, 1.0, 1.0, 10, None)])
+    long_job = EngineJob((("user", "word " * 200),), 2, 1.0, 1.0, 10, None)
+    clipped_job = EngineJob((("user", "hi"),), 1, 1.0, 1.0, 1000, None)
+    with caplog.at_level("WARNING"):
+        skipped, ok = engine.run([long_job, clipped_job])
+    assert [(s.text, s.finish_reason) for s in skipped] == [("", "prompt_too_long")] * 2
+    assert len(ok) == 1 and ok[0].text == "s0"
+    ((prompts, _),) = engine._llm.generate_calls
+    assert len(prompts) == 1, "the over-long prompt never reaches the engine"
+    (line,) = [r.getMessage() for r in caplog.records if "max-model-len" in r.getMessage()]
+    assert "2 sample(s) skipped" in line and "1 with max_tokens lowered" in line
+
+
+def test_the_cache_key_holds_the_context_length(model_dir: str, tmp_path: Path) -> None:
+    """Samples cut under one --max-model-len are not reused under another (the runner keys on cache_context)."""
+    from cure_bench.generation.cache import GenerationCache
+    from cure_bench.generation.runner import generate_all
+
+    messages = (("user", "hi"),)
+    with GenerationCache(tmp_path / "c.sqlite") as cache:
+        short = VLLMGenerator(model_dir, max_model_len=512, engine_factory=(f1 := Factory()))
+        generate_all(short, cache, [(messages, 2)], PARAMS)
+        generate_all(VLLMGenerator(model_dir, max_model_len=512, engine_factory=(f2 := Factory())), cache,
+                     [(messages, 2)], PARAMS)  # fmt: skip
+        generate_all(VLLMGenerator(model_dir, max_model_len=4096, engine_factory=(f3 := Factory())), cache,
+                     [(messages, 2)], PARAMS)  # fmt: skip
+        assert (len(f1.engines), len(f2.engines), len(f3.engines)) == (1, 0, 1)
+        assert cache.count() == 4
+    assert GenerationCache.request_key("hf", "m", messages, PARAMS) == GenerationCache.request_key(
+        "hf", "m", messages, PARAMS, None
+    ), "backends without a context keep their old keys"
 
 
 def test_vllm_engine_without_a_chat_template_says_so(model_dir: str, fake_vllm: type[_FakeLLM]) -> None:

@@ -88,14 +88,26 @@ class GenerationCache:
             )
 
     @staticmethod
-    def request_key(backend: str, model: str, messages: ChatMessages, params: SamplingParams) -> str:
-        """sha256 of the canonical JSON of everything that changes what a sample means."""
-        payload = {
+    def request_key(
+        backend: str,
+        model: str,
+        messages: ChatMessages,
+        params: SamplingParams,
+        context: dict[str, object] | None = None,
+    ) -> str:
+        """sha256 of the canonical JSON of everything that changes what a sample means.
+
+        ``context``: engine settings that change the samples beyond the params (vLLM's ``max_model_len`` lowers
+        the effective ``max_tokens`` of long prompts); left out of the payload when None so older keys still hit.
+        """
+        payload: dict[str, object] = {
             "backend": backend,
             "model": model,
             "messages": [[role, content] for role, content in messages],
             "params": _params_key(params),
         }
+        if context:
+            payload["context"] = context
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

@@ -37,7 +37,9 @@ def generate_all(
     identical messages share one request key and hence the same samples
     (they are the same request), and are asked for once, with the largest k among them.
     """
-    keys = [GenerationCache.request_key(generator.backend, generator.model, m, params) for m, _ in prompts]
+    context_of = getattr(generator, "cache_context", None)
+    context = context_of() if context_of is not None else None
+    keys = [GenerationCache.request_key(generator.backend, generator.model, m, params, context) for m, _ in prompts]
     wanted: dict[str, int] = {}
     messages_of: dict[str, ChatMessages] = {}
     for key, (messages, k) in zip(keys, prompts, strict=True):

@@ -147,6 +147,11 @@ class VLLMGenerator:
             "transformers": package_version("transformers"),
         }
 
+    def cache_context(self) -> dict[str, object]:
+        """Part of the generation-cache key: the context length caps each sample's effective max_tokens, so
+        samples cut under one ``max_model_len`` are not reused under another."""
+        return {"max_model_len": self.specs[0].max_model_len or "model-default"}
+
     def generate(self, requests: Sequence[GenerationRequest], on_sample: SampleCallback) -> None:
         pending = [r for r in requests if r.sample_indices]
         if not pending:

@@ -62,6 +62,7 @@ class EngineJob:
 
 
 DEFAULT_MAX_TOKENS = 8192  # when a request leaves max_tokens unset
+PROMPT_TOO_LONG = "prompt_too_long"  # finish_reason of a sample skipped because its prompt exceeds the context
 
 
 @dataclass(frozen=True)
@@ -113,18 +114,32 @@ class VLLMEngine:
     def run(self, jobs: Sequence[EngineJob]) -> list[list[EngineSample]]:
         from vllm import SamplingParams
 
-        prompts, params = [], []
-        for job in jobs:
+        prompts, params, sent = [], [], []
+        out: list[list[EngineSample] | None] = [None] * len(jobs)
+        clipped = 0
+        for i, job in enumerate(jobs):
             ids = self._prompt_ids(job.messages)
             room = self._context - len(ids)
-            if room <= 0:
-                raise BackendError(
-                    f"a prompt of {len(ids)} tokens does not fit --max-model-len {self._context}; raise it"
-                )
+            if room <= 0:  # one over-long prompt must not abort the run: its samples are empty, with the reason
+                out[i] = [EngineSample("", 0, PROMPT_TOO_LONG)] * job.n
+                continue
+            clipped += job.n if job.max_tokens > room else 0
             prompts.append({"prompt_token_ids": ids})
             params.append(SamplingParams(**engine_sampling(job, room, self._stop_ids)))
-        outputs = self._llm.generate(prompts, params, use_tqdm=False)
-        return [_samples(out, job) for out, job in zip(outputs, jobs, strict=True)]
+            sent.append(i)
+        skipped = sum(jobs[i].n for i, o in enumerate(out) if o is not None)
+        if skipped or clipped:
+            log.warning(
+                "vLLM --max-model-len %d: %d sample(s) skipped (prompt longer than the context), %d with max_tokens "
+                "lowered to the context left after the prompt",
+                self._context,
+                skipped,
+                clipped,
+            )
+        outputs = self._llm.generate(prompts, params, use_tqdm=False) if prompts else []
+        for i, o in zip(sent, outputs, strict=True):
+            out[i] = _samples(o, jobs[i])
+        return [o if o is not None else [] for o in out]
 
     def _prompt_ids(self, messages: ChatMessages) -> list[int]:
         # A raw prompt string (the cure protocol) is tokenized as vLLM tokenizes a text prompt, special
