@@ -617,3 +617,18 @@ def test_close_warns_when_the_memory_does_not_come_back(model_dir: str, monkeypa
     monkeypatch.setattr(vllm_engine.time, "sleep", lambda s: None)
     assert vllm_engine.wait_memory_freed(1000, timeout_s=0.0) is False
     assert vllm_engine.wait_memory_freed(None) is True
+
+
+class SlowStartEngine(FakeEngine):
+    def __init__(self, spec: EngineSpec) -> None:
+        import time
+
+        time.sleep(60)
+
+
+@pytest.mark.slow
+def test_wait_ready_times_out_and_stops_the_child(model_dir: str) -> None:
+    engine = SubprocessEngine(EngineSpec(path=model_dir, gpus=(0,)), builder=SlowStartEngine)
+    with pytest.raises(BackendError, match=r"did not start within 2 s"):
+        engine.wait_ready(timeout_s=2)
+    assert not engine._proc.is_alive()

@@ -25,6 +25,7 @@ from cure_bench.types import ChatMessages
 log = logging.getLogger(__name__)
 
 _READY_POLL_S = 1.0
+ENGINE_START_TIMEOUT_S = 1800.0  # loading a large model and capturing CUDA graphs takes minutes, never half an hour
 
 
 # --- the engine boundary -------------------------------------------------------------------------
@@ -310,8 +311,9 @@ class SubprocessEngine:
         # workers), so without this the interpreter would wait for it at exit.
         self._finalizer = weakref.finalize(self, _shutdown, self._proc, self._conn)
 
-    def wait_ready(self) -> None:
-        self._receive()
+    def wait_ready(self, timeout_s: float = ENGINE_START_TIMEOUT_S) -> None:
+        """Block until the child's engine is up; a child that neither answers nor dies in time is stopped."""
+        self._receive(timeout_s)
 
     def run(self, jobs: Sequence[EngineJob]) -> list[list[EngineSample]]:
         self._conn.send(("run", list(jobs)))
@@ -321,11 +323,17 @@ class SubprocessEngine:
     def close(self) -> None:
         self._finalizer()
 
-    def _receive(self) -> Any:
+    def _receive(self, timeout_s: float | None = None) -> Any:
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         try:
             while not self._conn.poll(_READY_POLL_S):
                 if not self._proc.is_alive():
                     raise EOFError
+                if deadline is not None and time.monotonic() > deadline:
+                    self.close()
+                    raise BackendError(
+                        f"the vLLM engine on GPUs {list(self.spec.gpus or ())} did not start within {timeout_s:.0f} s"
+                    )
             status, payload = self._conn.recv()
         except EOFError:
             self._proc.join(timeout=5)
