@@ -299,7 +299,8 @@ class Problem:
         return f"{', '.join(where)}: {self.message}" if where else self.message
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"row": None if self.row is None else row_number(self.row), "field": self.field, "message": self.message}
+        row = None if self.row is None else row_number(self.row)
+        out: dict[str, Any] = {"row": row, "field": self.field, "message": self.message}
         if self.skip_reason:
             out["reason"] = self.skip_reason
         return out
