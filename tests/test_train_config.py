@@ -288,3 +288,26 @@ def test_importance_sampling_correction_is_configured_and_logged(
     callback.on_log(None, State(), Control(), logs={**metrics, "not_a_logged_key": 1.0})
     (row,) = read_log(tmp_path / "train_log.jsonl")
     assert {k: row[k] for k in metrics} == metrics and "not_a_logged_key" not in row
+
+
+def test_cure_dynamics_train_on_raw_prompts_with_one_public_example() -> None:
+    """The authors' training prompts: pseudo-ChatML strings (not the chat template), the tester shown 1 example."""
+    from cure_bench.types import Task, TestCase
+    from cure_train.data import CODE, TEST, build_rows
+    from cure_train.trainer import prompt_settings
+
+    task = Task(
+        task_id="t0",
+        question="Read two integers and print their sum.",
+        time_limit=2.0,
+        example_tests=[TestCase("1 1\n", "2\n"), TestCase("40 2\n", "42\n")],
+        hidden_tests=[TestCase("1 2\n", "3\n")],
+    )
+    cure = build_rows([task], prompt_settings(parse_config(MINIMAL)))
+    assert [row["role"] for row in cure] == [CODE, TEST]
+    assert all(isinstance(row["prompt"], str) and row["prompt"].startswith("<|im_start|>") for row in cure)
+    assert all(row["prompt"].rstrip().endswith("Assistant:") for row in cure)
+    tester = cure[1]["prompt"]
+    assert "1 1" in tester and "40 2" not in tester  # max_examples 1: only the first public example
+    grpo = build_rows([task], prompt_settings(parse_config({**MINIMAL, "optim": {"dynamics": "grpo"}})))
+    assert all(isinstance(row["prompt"], list) and row["prompt"][-1]["role"] == "user" for row in grpo)
