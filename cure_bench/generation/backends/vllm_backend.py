@@ -1,19 +1,19 @@
 """The vLLM backend: the in-process offline engine (``vllm.LLM``), optionally one engine per GPU group.
 
-Throughput comes from giving the engine big batches: the requests of a ``generate`` call (coder and tester
-prompts of every task together) are shuffled with a fixed seed, so long and short prompts mix and, with
-``gpu_groups``, every engine gets a similar share, then go to the engine ``chunk_prompts`` (default 2048) at
-a time, each one ``LLM.generate`` call with ``SamplingParams(n=len(sample_indices))`` so each prompt is
-prefilled once and its samples share the prefix cache. Each batch's samples reach ``on_sample`` (and so the
-generation cache) in request order before the next batch starts: an interrupted run loses at most one batch.
-Token counts are the engine's own output token ids.
+Throughput comes from keeping the engines full: the requests of a ``generate`` call (coder and tester prompts of
+every task together) are shuffled with a fixed seed, so long and short prompts mix, and go into one shared
+``JobFeed``. Each engine takes jobs from it while it holds fewer than ``max_in_flight`` samples (default 2048)
+and reports each request the moment it finishes; ``on_sample`` (and so the generation cache) gets it at once.
+An interrupted run therefore keeps every finished request, and a re-run asks only for the rest. A sample's seed
+is a function of (seed, request key, sample index) alone, so the rest are drawn as an uninterrupted run would.
 
-Data parallelism copies the CURE scripts' ``gpu_groups``: ``[[0, 1], [2, 3]]`` starts one engine per
-group, each in its own spawned process whose ``CUDA_VISIBLE_DEVICES`` is that group (tensor parallel over
-the group), and splits the prompts across them.
+Data parallelism copies the CURE scripts' ``gpu_groups``: ``[[0, 1], [2, 3]]`` starts one engine per group, each
+in its own spawned process whose ``CUDA_VISIBLE_DEVICES`` is that group mapped through the parent's own visible
+list (tensor parallel over the group). Engines pull from the one feed, so a faster engine takes more and none
+waits for another; jobs and samples cross the pipes one message each.
 
 The engine boundary (``vllm_engine``) is the small ``Engine`` protocol built by an ``EngineFactory``; tests
-replace the factory with fakes, so everything but ``VLLMEngine`` itself runs without vLLM or a GPU.
+replace the factory (or the ``vllm`` module) with fakes, so everything but vLLM itself runs without a GPU.
 """
 
 from __future__ import annotations
@@ -22,26 +22,33 @@ import hashlib
 import importlib.util
 import json
 import logging
+import queue
 import random
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from cure_bench.errors import BackendError, ConfigError, MissingExtraError
+from cure_bench.errors import BackendError, ConfigError, MissingExtraError, RunInterrupted
+from cure_bench.generation.backends._loop import SigintGuard
 from cure_bench.generation.backends.hf_backend import package_version, resolve_model
 from cure_bench.generation.backends.options import option
 from cure_bench.generation.backends.vllm_engine import (
+    DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_MAX_TOKENS,
     Engine,
     EngineFactory,
     EngineJob,
     EngineSample,
     EngineSpec,
+    JobFeed,
     SubprocessEngine,
     VLLMEngine,
 )
 from cure_bench.types import Completion, GenerationRequest, SampleCallback
+
+Deliver = Callable[[int, list[EngineSample]], None]
 
 __all__ = [
     "Engine",
@@ -49,6 +56,7 @@ __all__ = [
     "EngineJob",
     "EngineSample",
     "EngineSpec",
+    "JobFeed",
     "SubprocessEngine",
     "VLLMEngine",
     "VLLMGenerator",
@@ -102,13 +110,12 @@ class VLLMGenerator:
         dtype: str = "auto",
         seed: int = 0,
         engine_factory: EngineFactory | None = None,
-        chunk_prompts: int = 2048,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
         self.model = model
         self.seed = seed
-        if chunk_prompts < 1:
-            raise ConfigError(f"chunk_prompts must be at least 1 (got {chunk_prompts})")
-        self.chunk_prompts = chunk_prompts
+        if max_in_flight < 1:
+            raise ConfigError(f"max_in_flight must be at least 1 (got {max_in_flight})")
         self.gpu_groups = parse_gpu_groups(gpu_groups)
         _check_options(tensor_parallel_size, gpu_memory_utilization, max_model_len, self.gpu_groups)
         if engine_factory is None:
@@ -123,6 +130,7 @@ class VLLMGenerator:
             enable_prefix_caching=enable_prefix_caching,
             dtype=dtype,
             seed=seed,
+            max_in_flight=max_in_flight,
         )
         self.specs = _engine_specs(base, self.gpu_groups)
         self._factory = engine_factory or (VLLMEngine if self.gpu_groups is None else _start_subprocess_engine)
@@ -141,7 +149,7 @@ class VLLMGenerator:
             "enable_prefix_caching": spec.enable_prefix_caching,
             "dtype": spec.dtype,
             "seed": self.seed,
-            "chunk_prompts": self.chunk_prompts,
+            "max_in_flight": spec.max_in_flight,
             "vllm": package_version("vllm"),
             "torch": package_version("torch"),
             "transformers": package_version("transformers"),
@@ -161,19 +169,34 @@ class VLLMGenerator:
         order = list(range(len(units)))
         random.Random(self.seed).shuffle(order)
         log.info("vLLM: %d prompts, %d samples, on %d engine(s)", len(pending), _n_samples(pending), len(engines))
-        # Big shuffled batches keep the engines full; delivering after each one bounds what Ctrl-C or a crash loses
-        # to one batch, since every delivered sample is in the cache the moment on_sample returns.
-        for start in range(0, len(order), self.chunk_prompts):
-            chunk = order[start : start + self.chunk_prompts]
-            shares = [chunk[i :: len(engines)] for i in range(len(engines))]
-            outputs = _run_all(engines, [[units[i][2] for i in share] for share in shares])
-            results: dict[int, list[EngineSample]] = {}
-            for share, samples in zip(shares, outputs, strict=True):
-                results.update(zip(share, samples, strict=True))
-            for i in sorted(results):  # request order again, as the caller listed them
-                request, indices, _ = units[i]
-                for index, sample in zip(indices, results[i], strict=True):
-                    on_sample(request, index, Completion(sample.text, sample.tokens, sample.finish_reason))
+        delivered = 0
+
+        def deliver(unit: int, samples: list[EngineSample]) -> None:
+            nonlocal delivered
+            request, indices, _ = units[unit]
+            for index, sample in zip(indices, samples, strict=True):
+                on_sample(request, index, Completion(sample.text, sample.tokens, sample.finish_reason))
+                delivered += 1
+
+        # Every finished request is delivered (and so cached) the moment its engine reports it; Ctrl-C stops the
+        # feed, aborts what is in flight and keeps all that was delivered, so a re-run asks only for the rest.
+        with SigintGuard() as guard:
+            feed = JobFeed(((i, units[i][2]) for i in order), lanes=len(engines), interrupted=lambda: guard.presses > 0)
+            try:
+                if len(engines) == 1:
+                    _drain_one(engines[0], feed, deliver)
+                else:
+                    _drain_many(engines, feed, deliver)
+            except BaseException as exc:
+                if guard.presses and not isinstance(exc, RunInterrupted):  # a core killed by the same Ctrl-C
+                    log.debug("vLLM stopped by Ctrl-C: %r", exc)
+                else:
+                    raise
+            if guard.presses:
+                raise RunInterrupted(
+                    f"interrupted by Ctrl-C after {delivered} new samples were saved (requests in flight aborted); "
+                    "re-run the same command to resume"
+                )
 
     def close(self) -> None:
         engines, self._engines = self._engines, []
@@ -218,14 +241,57 @@ def _start_subprocess_engine(spec: EngineSpec) -> Engine:
     return engine
 
 
-def _run_all(engines: list[Engine], batches: list[list[EngineJob]]) -> list[list[list[EngineSample]]]:
-    """Each engine runs its whole share as one batch; engines run at the same time."""
-    work = [(e, b) for e, b in zip(engines, batches, strict=True)]
-    if len(work) == 1:
-        return [work[0][0].run(work[0][1]) if work[0][1] else []]
-    with ThreadPoolExecutor(len(work)) as pool:
-        futures = [pool.submit(e.run, b) if b else None for e, b in work]
-        return [f.result() if f is not None else [] for f in futures]
+def _drain_one(engine: Engine, feed: JobFeed, deliver: Deliver) -> None:
+    """One engine, stepped here in the calling thread (an in-process ``vllm.LLM`` is not shared across threads)."""
+    stream = engine.stream(feed)
+    try:
+        for unit, samples in stream:
+            deliver(unit, samples)  # a Ctrl-C meanwhile stops the feed: the engine aborts and the loop ends
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()  # a stream left early aborts its requests now, not when it is garbage-collected
+
+
+_DONE = object()
+
+
+def _drain_many(engines: list[Engine], feed: JobFeed, deliver: Deliver) -> None:
+    """One thread per engine pulls from the shared feed; samples are delivered here, in the calling thread (the
+    cache is touched from one thread only), as they arrive from any engine: no engine waits for another."""
+    results: queue.Queue[Any] = queue.Queue()
+
+    def pump(engine: Engine, lane: int) -> None:
+        try:
+            for item in engine.stream(feed.lane(lane)):
+                results.put(item)
+        except BaseException as exc:
+            feed.stop()  # the others stop too; their finished samples still arrive
+            results.put((_DONE, exc))
+        else:
+            results.put((_DONE, None))
+
+    threads = [threading.Thread(target=pump, args=(e, i), name=f"cure-vllm-feed-{i}") for i, e in enumerate(engines)]
+    for thread in threads:
+        thread.start()
+    running, failure = len(threads), None
+    try:
+        while running:
+            try:
+                unit, payload = results.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if unit is _DONE:
+                running -= 1
+                failure = failure or payload
+            else:
+                deliver(unit, payload)
+    finally:
+        feed.stop()
+        for thread in threads:
+            thread.join()
+    if failure is not None:
+        raise failure
 
 
 def _units(request: GenerationRequest) -> list[tuple[GenerationRequest, tuple[int, ...], EngineJob]]:

@@ -1,6 +1,12 @@
 """The vLLM engine boundary: what one engine is asked (``EngineJob``), what it answers (``EngineSample``),
 the real ``vllm.LLM`` wrapper, and the subprocess wrapper that pins an engine to one GPU group.
 
+An engine *streams*: it takes jobs from a shared ``JobFeed`` while it has room and yields each job's samples the
+moment that job finishes, so every finished request reaches the generation cache at once (an interrupted run keeps
+it) and several engines share one feed without waiting for each other. ``VLLMEngine`` does this by stepping
+``LLM.llm_engine`` itself (``add_request`` / ``step`` / ``abort_request``, the loop ``LLM.generate`` runs
+internally), never by one ``LLM.generate`` over the whole batch.
+
 Kept apart from the Generator so that everything but ``VLLMEngine`` itself runs, and is tested, without vLLM.
 """
 
@@ -8,13 +14,17 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 import logging
 import multiprocessing
 import os
+import signal
+import threading
 import time
 import traceback
 import weakref
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -25,6 +35,8 @@ from cure_bench.types import ChatMessages
 log = logging.getLogger(__name__)
 
 _READY_POLL_S = 1.0
+_STREAM_POLL_S = 0.1  # how often a waiting parent looks at the feed (a stop) and at the child (still alive)
+DEFAULT_MAX_IN_FLIGHT = 2048  # samples one engine holds at once: a few times vLLM's max_num_seqs keeps it full
 ENGINE_START_TIMEOUT_S = 1800.0  # loading a large model and capturing CUDA graphs takes minutes, never half an hour
 
 
@@ -45,6 +57,7 @@ class EngineSpec:
     seed: int = 0
     gpus: tuple[int, ...] | None = None  # the group, as the parent numbers its GPUs; None: inherit
     visible_devices: str | None = None  # the child's CUDA_VISIBLE_DEVICES (mapped through the parent's)
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT  # samples taken from the feed and not yet finished, at most
 
 
 @dataclass(frozen=True)
@@ -73,9 +86,92 @@ class EngineSample:
     finish_reason: str | None
 
 
+class JobFeed:
+    """The jobs of one ``generate`` call, handed to engines as they have room; thread-safe.
+
+    The jobs are dealt round robin into one lane per engine (every engine starts with a like share of the
+    shuffled jobs); an engine takes from its own lane, and once that is empty it takes from the back of the
+    fullest other lane. So no engine waits for another and a faster one ends up doing more. ``stop()`` (Ctrl-C,
+    an engine failing) hands out nothing more; engines then abort what they hold.
+    """
+
+    def __init__(
+        self, jobs: Iterable[tuple[int, EngineJob]], lanes: int = 1, interrupted: Callable[[], bool] | None = None
+    ) -> None:
+        self._lanes: list[deque[tuple[int, EngineJob]]] = [deque() for _ in range(max(1, lanes))]
+        for i, job in enumerate(jobs):
+            self._lanes[i % len(self._lanes)].append(job)
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._interrupted = interrupted  # polled: Ctrl-C stops the feed without raising inside an engine step
+
+    @property
+    def stopped(self) -> bool:
+        if self._interrupted is not None and self._interrupted():
+            self._stopped.set()
+        return self._stopped.is_set()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def lane(self, index: int) -> Feed:
+        """The feed as engine ``index`` sees it."""
+        return _Lane(self, index)
+
+    def take(self, room: int, wait: bool = False, lane: int = 0) -> list[tuple[int, EngineJob]]:
+        """Jobs worth at most ``room`` samples (at least one job when ``room > 0``); [] once empty or stopped.
+
+        ``wait`` means the caller holds nothing in flight: only then does it take from another lane (a busy engine
+        that took from others would hoard work the others could start on now). A local feed never blocks.
+        """
+        out: list[tuple[int, EngineJob]] = []
+        if self.stopped:
+            return out
+        with self._lock:
+            own = self._lanes[lane]
+            while room > 0 and own:
+                out.append(own.popleft())
+                room -= out[-1][1].n
+            if not out and wait:  # idle with its own lane done: take up to half of the fullest other lane
+                fullest = max(self._lanes, key=len)
+                for _ in range((len(fullest) + 1) // 2):
+                    if room <= 0:
+                        break
+                    out.append(fullest.pop())
+                    room -= out[-1][1].n
+        return out
+
+    def __len__(self) -> int:
+        with self._lock:
+            return sum(len(lane) for lane in self._lanes)
+
+
+class _Lane:
+    def __init__(self, feed: JobFeed, index: int) -> None:
+        self._feed, self._index = feed, index
+
+    @property
+    def stopped(self) -> bool:
+        return self._feed.stopped
+
+    def take(self, room: int, wait: bool = False) -> list[tuple[int, EngineJob]]:
+        return self._feed.take(room, wait, lane=self._index)
+
+
+class Feed(Protocol):
+    @property
+    def stopped(self) -> bool: ...
+
+    def take(self, room: int, wait: bool = False) -> list[tuple[int, EngineJob]]: ...
+
+
 class Engine(Protocol):
-    def run(self, jobs: Sequence[EngineJob]) -> list[list[EngineSample]]:
-        """``n`` samples per job, in job order; the jobs are one batch for the engine."""
+    def stream(self, feed: Feed) -> Iterator[tuple[int, list[EngineSample]]]:
+        """Take jobs from ``feed`` while there is room; yield ``(job id, its n samples)`` as each job finishes.
+
+        Ends when the feed is empty and nothing is in flight, or soon after the feed is stopped (jobs still in
+        flight are then aborted and never yielded). Closing the iterator early aborts them too.
+        """
         ...
 
     def close(self) -> None: ...
@@ -111,36 +207,51 @@ class VLLMEngine:
         self._stop_ids = sorted({vocab[t] for t in STOP_TOKENS if t in vocab})
         model_config = getattr(self._llm, "model_config", None) or self._llm.llm_engine.model_config
         self._context = int(model_config.max_model_len)
+        self._request_ids = itertools.count()
 
-    def run(self, jobs: Sequence[EngineJob]) -> list[list[EngineSample]]:
+    def stream(self, feed: Feed) -> Iterator[tuple[int, list[EngineSample]]]:
         from vllm import SamplingParams
 
-        prompts, params, sent = [], [], []
-        out: list[list[EngineSample] | None] = [None] * len(jobs)
-        clipped = 0
-        for i, job in enumerate(jobs):
-            ids = self._prompt_ids(job.messages)
-            room = self._context - len(ids)
-            if room <= 0:  # one over-long prompt must not abort the run: its samples are empty, with the reason
-                out[i] = [EngineSample("", 0, PROMPT_TOO_LONG)] * job.n
-                continue
-            clipped += job.n if job.max_tokens > room else 0
-            prompts.append({"prompt_token_ids": ids})
-            params.append(SamplingParams(**engine_sampling(job, room, self._stop_ids)))
-            sent.append(i)
-        skipped = sum(jobs[i].n for i, o in enumerate(out) if o is not None)
-        if skipped or clipped:
-            log.warning(
-                "vLLM --max-model-len %d: %d sample(s) skipped (prompt longer than the context), %d with max_tokens "
-                "lowered to the context left after the prompt",
-                self._context,
-                skipped,
-                clipped,
-            )
-        outputs = self._llm.generate(prompts, params, use_tqdm=False) if prompts else []
-        for i, o in zip(sent, outputs, strict=True):
-            out[i] = _samples(o, jobs[i])
-        return [o if o is not None else [] for o in out]
+        engine = self._llm.llm_engine
+        in_flight: dict[str, tuple[int, EngineJob]] = {}
+        held = skipped = clipped = 0
+        try:
+            while True:
+                taken = [] if feed.stopped else feed.take(self.spec.max_in_flight - held, wait=not in_flight)
+                for job_id, job in taken:
+                    ids = self._prompt_ids(job.messages)
+                    room = self._context - len(ids)
+                    if room <= 0:  # one over-long prompt must not abort the run: empty samples, with the reason
+                        skipped += job.n
+                        yield job_id, [EngineSample("", 0, PROMPT_TOO_LONG)] * job.n
+                        continue
+                    clipped += job.n if job.max_tokens > room else 0
+                    kwargs = engine_sampling(job, room, self._stop_ids)
+                    request_id = f"cure-{next(self._request_ids)}"
+                    engine.add_request(request_id, {"prompt_token_ids": ids}, _final_only(SamplingParams(**kwargs)))
+                    in_flight[request_id] = (job_id, job)
+                    held += job.n
+                if not in_flight and (feed.stopped or not taken):
+                    return
+                if feed.stopped:
+                    return  # the finally aborts what is still in flight
+                for output in engine.step():
+                    if getattr(output, "finished", False) and output.request_id in in_flight:
+                        job_id, job = in_flight.pop(output.request_id)
+                        held -= job.n
+                        yield job_id, _samples(output, job)
+        finally:
+            if in_flight:
+                with contextlib.suppress(Exception):  # a dead engine core cannot abort; close() follows
+                    engine.abort_request(list(in_flight))
+            if skipped or clipped:
+                log.warning(
+                    "vLLM --max-model-len %d: %d sample(s) skipped (prompt longer than the context), %d with "
+                    "max_tokens lowered to the context left after the prompt",
+                    self._context,
+                    skipped,
+                    clipped,
+                )
 
     def _prompt_ids(self, messages: ChatMessages) -> list[int]:
         # A raw prompt string (the cure protocol) is tokenized as vLLM tokenizes a text prompt, special
@@ -198,7 +309,9 @@ def gpu_memory_used_mib() -> int | None:
             [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
             if visible is None
             else [
-                pynvml.nvmlDeviceGetHandleByUUID(v) if v.startswith("GPU-") else pynvml.nvmlDeviceGetHandleByIndex(int(v))
+                pynvml.nvmlDeviceGetHandleByUUID(v)
+                if v.startswith("GPU-")
+                else pynvml.nvmlDeviceGetHandleByIndex(int(v))
                 for v in visible
             ]
         )
@@ -272,6 +385,16 @@ def engine_sampling(job: EngineJob, room: int, stop_ids: Sequence[int]) -> dict[
     return out
 
 
+def _final_only(params: Any) -> Any:
+    """Ask the engine for a request's output once, when it finishes (what ``LLM.generate`` sets itself)."""
+    try:
+        from vllm.sampling_params import RequestOutputKind
+    except ImportError:  # a stand-in vllm without the enum: its outputs are final already
+        return params
+    params.output_kind = RequestOutputKind.FINAL_ONLY
+    return params
+
+
 def _is_greedy(job: EngineJob) -> bool:
     return job.temperature < 1e-5
 
@@ -315,20 +438,58 @@ class SubprocessEngine:
         """Block until the child's engine is up; a child that neither answers nor dies in time is stopped."""
         self._receive(timeout_s)
 
-    def run(self, jobs: Sequence[EngineJob]) -> list[list[EngineSample]]:
-        self._conn.send(("run", list(jobs)))
-        result: list[list[EngineSample]] = self._receive()
-        return result
+    def stream(self, feed: Feed) -> Iterator[tuple[int, list[EngineSample]]]:
+        """Jobs go to the child one message each as it has room, samples come back one message per finished job:
+        no batch is ever one big pickle, and the child keeps its engine full without waiting for the parent."""
+        held: dict[int, int] = {}  # job id -> n, sent and not yet answered
+        self._conn.send(("stream", None))
+        ended = finished = False  # ended: we sent end/abort; finished: the child said done (or failed)
+        try:
+            while True:
+                if not ended and feed.stopped:
+                    self._conn.send(("abort", None))
+                    ended = True
+                elif not ended:
+                    for job_id, job in feed.take(self.spec.max_in_flight - sum(held.values()), wait=not held):
+                        self._conn.send(("job", (job_id, job)))
+                        held[job_id] = job.n
+                    if not held:
+                        self._conn.send(("end", None))
+                        ended = True
+                try:
+                    kind, payload = self._receive(poll_s=_STREAM_POLL_S, idle_ok=True)
+                except BackendError:
+                    finished = True  # the child reported an error (or died): it is not streaming any more
+                    raise
+                if kind == "done":
+                    finished = True
+                    return
+                if kind == "sample":
+                    job_id, samples = payload
+                    held.pop(job_id, None)
+                    yield job_id, samples
+        finally:
+            if not finished:  # the caller stopped listening: have the child abort, then read up to its "done"
+                with contextlib.suppress(OSError, BackendError):
+                    if not ended:
+                        self._conn.send(("abort", None))
+                    deadline = time.monotonic() + 30
+                    while time.monotonic() < deadline:
+                        if self._receive(poll_s=_STREAM_POLL_S, idle_ok=True)[0] == "done":
+                            break
 
     def close(self) -> None:
         self._finalizer()
 
-    def _receive(self, timeout_s: float | None = None) -> Any:
+    def _receive(self, timeout_s: float | None = None, poll_s: float = _READY_POLL_S, idle_ok: bool = False) -> Any:
+        """The child's next message; ``("idle", None)`` when ``idle_ok`` and nothing came within ``poll_s``."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         try:
-            while not self._conn.poll(_READY_POLL_S):
+            while not self._conn.poll(poll_s):
                 if not self._proc.is_alive():
                     raise EOFError
+                if idle_ok:
+                    return ("idle", None)
                 if deadline is not None and time.monotonic() > deadline:
                     self.close()
                     raise BackendError(
@@ -343,7 +504,7 @@ class SubprocessEngine:
             ) from None
         if status == "error":
             raise BackendError(f"vLLM engine on GPUs {list(self.spec.gpus or ())}: {payload}")
-        return payload
+        return status, payload
 
 
 def _shutdown(proc: Any, conn: Any) -> None:
@@ -358,8 +519,47 @@ def _shutdown(proc: Any, conn: Any) -> None:
     conn.close()
 
 
+class PipeFeed:
+    """The child's side of ``JobFeed``: jobs arrive on the pipe from the parent, which decides how many."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+        self._jobs: deque[tuple[int, EngineJob]] = deque()
+        self._stopped = False
+        self._ended = False
+        self.closing = False  # the parent asked the child to exit
+
+    @property
+    def stopped(self) -> bool:
+        self._drain(block=False)
+        return self._stopped
+
+    def take(self, room: int, wait: bool = False) -> list[tuple[int, EngineJob]]:
+        self._drain(block=False)
+        while wait and not self._jobs and not self._ended:
+            self._drain(block=True)
+        out = list(self._jobs)
+        self._jobs.clear()
+        return [] if self._stopped else out
+
+    def _drain(self, block: bool) -> None:
+        while not self._ended and (block or self._conn.poll()):
+            block = False
+            command, payload = self._conn.recv()
+            if command == "job":
+                self._jobs.append(payload)
+            elif command == "end":
+                self._ended = True
+            elif command in ("abort", "close"):
+                self._stopped = self._ended = True
+                self.closing = command == "close"
+
+
 def _serve_engine(conn: Any, spec: EngineSpec, builder: EngineFactory) -> None:
-    """Child process main: build the engine on the group's GPUs, then answer ``run`` messages."""
+    """Child process main: build the engine on the group's GPUs, then serve ``stream`` requests."""
+    # Ctrl-C at a terminal reaches every process of the group; the parent decides what stops (it aborts the
+    # stream or closes us), so the child must not die half-way through sending a message.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if spec.visible_devices is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = spec.visible_devices
     elif spec.gpus is not None:
@@ -369,13 +569,22 @@ def _serve_engine(conn: Any, spec: EngineSpec, builder: EngineFactory) -> None:
         engine = builder(spec)
         conn.send(("ok", None))
         while True:
-            command, payload = conn.recv()
+            command, _ = conn.recv()
             if command == "close":
                 break
+            if command != "stream":
+                continue  # a late abort/end for a stream that already ended
+            feed = PipeFeed(conn)
             try:
-                conn.send(("ok", engine.run(payload)))
+                for job_id, samples in engine.stream(feed):
+                    conn.send(("sample", (job_id, samples)))
+                feed.take(0, wait=True)  # read up to the parent's end/abort so no stale message is left
             except Exception as exc:  # the parent re-raises it as one BackendError line
                 conn.send(("error", _child_error(exc)))
+                continue
+            conn.send(("done", None))
+            if feed.closing:
+                break
     except (EOFError, KeyboardInterrupt):
         pass
     except Exception as exc:
