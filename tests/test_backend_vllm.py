@@ -1,49 +1,68 @@
 """The vLLM backend with its engine boundary replaced by fakes (no vLLM, no GPU needed).
 
-What matters for throughput and correctness: one engine call per ``generate``, ``n`` samples per prompt,
-results back in request order after the seeded shuffle, token counts from the engine, GPU groups split
-across engines (each in its own process, seeing only its GPUs), and one-line errors.
+Two seams: ``engine_factory`` (a fake ``Engine`` streaming from the ``JobFeed``) for the generator's logic,
+and a stand-in ``vllm`` module (tests/helpers/fake_vllm.py) for ``VLLMEngine``'s exact calls. What matters:
+``n`` samples per prompt, each request delivered the moment it finishes (an interrupt keeps them, a resume asks
+only for the rest, with the same per-sample seeds), token counts from the engine, GPU groups pulling from one
+feed (each in its own process, seeing only its GPUs, mapped through the parent's), and one-line errors.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
-import sys
-import types
-from collections.abc import Sequence
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 
-from cure_bench.errors import BackendError, ConfigError, MissingExtraError
+from cure_bench.errors import BackendError, ConfigError, MissingExtraError, RunInterrupted
 from cure_bench.generation.backends.vllm_backend import (
     EngineJob,
     EngineSample,
     EngineSpec,
+    JobFeed,
     SubprocessEngine,
     VLLMEngine,
     VLLMGenerator,
     parse_gpu_groups,
 )
 from cure_bench.types import Completion, GenerationRequest, Generator, SamplingParams
+from tests.helpers import fake_vllm as fake_vllm_mod
+from tests.helpers.fake_vllm import FakeLLM
 
 PARAMS = SamplingParams(temperature=0.8, top_p=0.9, max_tokens=64, seed=None)
 SEEDED = SamplingParams(temperature=0.8, top_p=0.9, max_tokens=64, seed=5)
 
 
 class FakeEngine:
-    """Answers sample k of a prompt with '<question>#k'; records every batch it is given."""
+    """Answers sample k of a prompt with '<question>#k'; records every batch it takes from the feed.
+
+    It takes what the feed gives while it has room, and finishes the batch last-in first-out (a real engine
+    finishes requests in no fixed order), yielding each job on its own.
+    """
 
     def __init__(self, spec: EngineSpec) -> None:
         self.spec = spec
         self.calls: list[list[EngineJob]] = []
         self.closed = False
 
-    def run(self, jobs: Sequence[EngineJob]) -> list[list[EngineSample]]:
-        self.calls.append(list(jobs))
-        return [[_sample(job, k) for k in range(job.n)] for job in jobs]
+    def answer(self, job: EngineJob, k: int) -> EngineSample:
+        return _sample(job, k)
+
+    def stream(self, feed: Any) -> Iterator[tuple[int, list[EngineSample]]]:
+        while not feed.stopped:
+            jobs = feed.take(self.spec.max_in_flight, wait=True)
+            if not jobs:
+                return
+            self.calls.append([job for _, job in jobs])
+            for job_id, job in reversed(jobs):
+                if feed.stopped:
+                    return
+                yield job_id, [self.answer(job, k) for k in range(job.n)]
 
     def close(self) -> None:
         self.closed = True
@@ -57,14 +76,14 @@ def _sample(job: EngineJob, k: int) -> EngineSample:
 class EnvEngine(FakeEngine):
     """Answers with the CUDA_VISIBLE_DEVICES its process sees (built inside a spawned child)."""
 
-    def run(self, jobs: Sequence[EngineJob]) -> list[list[EngineSample]]:
-        seen = f"{os.environ.get('CUDA_VISIBLE_DEVICES')}|pid{os.getpid()}"
-        return [[EngineSample(seen, 1, "stop")] * job.n for job in jobs]
+    def answer(self, job: EngineJob, k: int) -> EngineSample:
+        return EngineSample(f"{os.environ.get('CUDA_VISIBLE_DEVICES')}|pid{os.getpid()}", 1, "stop")
 
 
 class FailingEngine(FakeEngine):
-    def run(self, jobs: Sequence[EngineJob]) -> list[list[EngineSample]]:
+    def stream(self, feed: Any) -> Iterator[tuple[int, list[EngineSample]]]:
         raise RuntimeError("CUDA out of memory\nlong traceback")
+        yield  # a generator, like every engine's stream
 
 
 class DyingEngine(FakeEngine):
@@ -98,7 +117,7 @@ def model_dir(tiny_model_dir: Path) -> str:
     return str(tiny_model_dir)
 
 
-def test_all_requests_are_one_engine_call_with_n_per_prompt(model_dir: str) -> None:
+def test_all_requests_are_one_engine_batch_with_n_per_prompt(model_dir: str) -> None:
     factory = Factory()
     gen = VLLMGenerator(model_dir, engine_factory=factory)
     assert isinstance(gen, Generator)
@@ -109,8 +128,10 @@ def test_all_requests_are_one_engine_call_with_n_per_prompt(model_dir: str) -> N
     assert sorted(job.messages[-1][1] for job in batch) == sorted(f"question r{i}" for i in range(10))
     assert {job.messages[-1][1]: job.n for job in batch} == {f"question r{i}": i % 3 + 1 for i in range(10)}
     assert [job.messages[-1][1] for job in batch] != [f"question r{i}" for i in range(10)], "not shuffled"
-    # results come back in request order, each sample on its own index, with the engine's token count
-    assert [(key, index) for key, index, _ in got] == [(r.key, i) for r in requests for i in r.sample_indices]
+    # each sample on its own index, with the engine's token count (delivered as each finished, in no fixed order)
+    assert sorted((key, index) for key, index, _ in got) == sorted(
+        (r.key, i) for r in requests for i in r.sample_indices
+    )
     for key, index, completion in got:
         assert completion.text == f"question {key}#{index}"
         assert completion.tokens == len(completion.text) + 1 and completion.finish_reason == "stop"
@@ -118,7 +139,7 @@ def test_all_requests_are_one_engine_call_with_n_per_prompt(model_dir: str) -> N
 
 def test_missing_indices_map_to_the_engine_samples_in_order(model_dir: str) -> None:
     got = collect(VLLMGenerator(model_dir, engine_factory=Factory()), [req("a", (3, 5, 9)), req("b", ())])
-    assert [(k, i, c.text) for k, i, c in got] == [
+    assert sorted((k, i, c.text) for k, i, c in got) == [
         ("a", 3, "question a#0"),
         ("a", 5, "question a#1"),
         ("a", 9, "question a#2"),
@@ -172,8 +193,8 @@ def test_per_sample_seeds_are_identical_across_a_resume(model_dir: str) -> None:
 
 
 class SeedEngine(FakeEngine):
-    def run(self, jobs: Sequence[EngineJob]) -> list[list[EngineSample]]:
-        return [[EngineSample(str(job.seed), 1, "stop")] * job.n for job in jobs]
+    def answer(self, job: EngineJob, k: int) -> EngineSample:
+        return EngineSample(str(job.seed), 1, "stop")
 
 
 def test_nothing_to_generate_starts_no_engine(model_dir: str) -> None:
@@ -192,16 +213,31 @@ def test_engine_is_reused_and_closed(model_dir: str) -> None:
     assert factory.engines[0].closed
 
 
-def test_gpu_groups_split_prompts_across_engines_and_restore_order(model_dir: str) -> None:
-    factory = Factory()
+class BarrierEngine(FakeEngine):
+    """No engine answers before every engine has taken its first batch (makes the first shares deterministic)."""
+
+    barrier: ClassVar[threading.Barrier]
+
+    def stream(self, feed: Any) -> Iterator[tuple[int, list[EngineSample]]]:
+        jobs = feed.take(self.spec.max_in_flight)
+        self.calls.append([job for _, job in jobs])
+        BarrierEngine.barrier.wait(timeout=10)  # neither answers before both have taken their first batch
+        for job_id, job in jobs:
+            yield job_id, [self.answer(job, k) for k in range(job.n)]
+        yield from super().stream(feed)
+
+
+def test_gpu_groups_split_prompts_across_engines(model_dir: str) -> None:
+    BarrierEngine.barrier = threading.Barrier(2)
+    factory = Factory(BarrierEngine)
     gen = VLLMGenerator(model_dir, gpu_groups="[[0,1],[2,3]]", engine_factory=factory)
     requests = [req(f"r{i}", (0, 1)) for i in range(9)]
     got = collect(gen, requests)
     assert [e.spec.gpus for e in factory.engines] == [(0, 1), (2, 3)]
     assert all(e.spec.tensor_parallel_size == 2 for e in factory.engines)
     shares = [len(e.calls[0]) for e in factory.engines]
-    assert sorted(shares) == [4, 5], "each engine gets about half, in one call"
-    assert [(k, i) for k, i, _ in got] == [(r.key, i) for r in requests for i in (0, 1)]
+    assert shares == [5, 4], "each engine starts with its own lane, about half"
+    assert sorted((k, i) for k, i, _ in got) == sorted((r.key, i) for r in requests for i in (0, 1))
     assert all(c.text == f"question {k}#{i}" for k, i, c in got)
     assert gen.describe()["gpu_groups"] == [[0, 1], [2, 3]]
 
@@ -326,88 +362,90 @@ def test_describe_names_the_engine_settings(model_dir: str) -> None:
 # --- VLLMEngine against a stand-in ``vllm`` module: the exact calls it makes ---------------------------
 
 
-class _FakeLLM:
-    made: ClassVar[list[dict[str, Any]]] = []
-
-    def __init__(self, **kwargs: Any) -> None:
-        from transformers import AutoTokenizer
-
-        _FakeLLM.made.append(kwargs)
-        self.tokenizer = AutoTokenizer.from_pretrained(kwargs["model"])
-        self.llm_engine = types.SimpleNamespace(model_config=types.SimpleNamespace(max_model_len=80))
-        self.generate_calls: list[tuple[list[dict[str, Any]], list[Any]]] = []
-
-    def get_tokenizer(self) -> Any:
-        return self.tokenizer
-
-    def generate(self, prompts: list[dict[str, Any]], params: list[Any], use_tqdm: bool = True) -> list[Any]:
-        self.generate_calls.append((prompts, params))
-        outs = []
-        for p in params:
-            samples = [
-                types.SimpleNamespace(text=f"s{k}", token_ids=[7] * (k + 2), finish_reason="length") for k in range(p.n)
-            ]
-            outs.append(types.SimpleNamespace(outputs=samples))
-        return outs
-
-
 @pytest.fixture()
-def fake_vllm(monkeypatch: pytest.MonkeyPatch) -> type[_FakeLLM]:
-    module = types.ModuleType("vllm")
-    module.LLM = _FakeLLM  # type: ignore[attr-defined]
-    module.SamplingParams = lambda **kw: types.SimpleNamespace(**kw)  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "vllm", module)
-    _FakeLLM.made = []
-    return _FakeLLM
+def fake_vllm(monkeypatch: pytest.MonkeyPatch) -> type[FakeLLM]:
+    return fake_vllm_mod.install(monkeypatch)
 
 
-def test_vllm_engine_sends_chat_templated_token_prompts(model_dir: str, fake_vllm: type[_FakeLLM]) -> None:
+def run_engine(engine: VLLMEngine, jobs: list[EngineJob]) -> list[list[EngineSample]]:
+    """All of a stream's answers, in job order."""
+    got = dict(engine.stream(JobFeed(enumerate(jobs))))
+    return [got[i] for i in range(len(jobs))]
+
+
+def test_vllm_engine_sends_chat_templated_token_prompts(model_dir: str, fake_vllm: type[FakeLLM]) -> None:
     spec = EngineSpec(path=model_dir, max_model_len=80, enable_prefix_caching=True, seed=3)
     engine = VLLMEngine(spec)
-    assert fake_vllm.made[0]["model"] == model_dir
-    assert (fake_vllm.made[0]["enable_prefix_caching"], fake_vllm.made[0]["seed"]) == (True, 3)
+    (llm,) = fake_vllm.made
+    assert llm.kwargs["model"] == model_dir
+    assert (llm.kwargs["enable_prefix_caching"], llm.kwargs["seed"]) == (True, 3)
     job = EngineJob((("user", "hi"),), n=3, temperature=0.7, top_p=0.95, max_tokens=1000, seed=11)
-    (samples,) = engine.run([job])
-    assert [(s.text, s.tokens, s.finish_reason) for s in samples] == [
-        ("s0", 2, "length"),
-        ("s1", 3, "length"),
-        ("s2", 4, "length"),
-    ]
-    ((prompts, params),) = engine._llm.generate_calls
-    tok = engine._llm.tokenizer
+    (samples,) = run_engine(engine, [job])
+    assert [(s.text, s.finish_reason) for s in samples] == [(f"s{k}", "context_length") for k in range(3)]
+    assert all(s.tokens >= 1 for s in samples)
+    ((_, prompt, p),) = llm.llm_engine.added
+    tok = llm.tokenizer
     expected = tok(
         tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True),
         add_special_tokens=False,
     )["input_ids"]
-    assert prompts == [{"prompt_token_ids": list(expected)}]
-    (p,) = params
+    assert prompt == {"prompt_token_ids": list(expected)}
     assert (p.n, p.temperature, p.top_p, p.seed) == (3, 0.7, 0.95, 11)
+    assert p.output_kind is fake_vllm_mod.RequestOutputKind.FINAL_ONLY, "only the finished output is wanted"
     assert p.max_tokens == 80 - len(expected), "clipped to the context left after the prompt"
     assert set(p.stop_token_ids) == set(tok.convert_tokens_to_ids(["<|im_end|>", "<|endoftext|>"]))
 
 
-def test_vllm_engine_runs_greedy_once_and_repeats_it(model_dir: str, fake_vllm: type[_FakeLLM]) -> None:
+def test_vllm_engine_runs_greedy_once_and_repeats_it(model_dir: str, fake_vllm: type[FakeLLM]) -> None:
     engine = VLLMEngine(EngineSpec(path=model_dir))
-    (samples,) = engine.run([EngineJob((("user", "hi"),), n=3, temperature=0.0, top_p=0.9, max_tokens=5, seed=None)])
-    ((_, (p,)),) = engine._llm.generate_calls
+    job = EngineJob((("user", "hi"),), n=3, temperature=0.0, top_p=0.9, max_tokens=5, seed=None)
+    (samples,) = run_engine(engine, [job])
+    ((_, _, p),) = fake_vllm.made[0].llm_engine.added
     assert (p.n, p.temperature, p.top_p) == (1, 0.0, 1.0)
     assert [s.text for s in samples] == ["s0", "s0", "s0"]
+    assert [s.finish_reason for s in samples] == ["length"] * 3, "5 tokens fit: not a context cut"
 
 
 def test_vllm_engine_skips_a_prompt_longer_than_max_model_len_and_counts_it(
-    model_dir: str, fake_vllm: type[_FakeLLM], caplog: pytest.LogCaptureFixture
+    model_dir: str, fake_vllm: type[FakeLLM], caplog: pytest.LogCaptureFixture
 ) -> None:
     engine = VLLMEngine(EngineSpec(path=model_dir))
     long_job = EngineJob((("user", "word " * 200),), 2, 1.0, 1.0, 10, None)
     clipped_job = EngineJob((("user", "hi"),), 1, 1.0, 1.0, 1000, None)
     with caplog.at_level("WARNING"):
-        skipped, ok = engine.run([long_job, clipped_job])
+        skipped, ok = run_engine(engine, [long_job, clipped_job])
     assert [(s.text, s.finish_reason) for s in skipped] == [("", "prompt_too_long")] * 2
-    assert len(ok) == 1 and ok[0].text == "s0"
-    ((prompts, _),) = engine._llm.generate_calls
-    assert len(prompts) == 1, "the over-long prompt never reaches the engine"
+    assert len(ok) == 1 and (ok[0].text, ok[0].finish_reason) == ("s0", "context_length")
+    assert len(fake_vllm.made[0].llm_engine.added) == 1, "the over-long prompt never reaches the engine"
     (line,) = [r.getMessage() for r in caplog.records if "max-model-len" in r.getMessage()]
     assert "2 sample(s) skipped" in line and "1 with max_tokens lowered" in line
+
+
+def test_vllm_engine_delivers_each_request_when_it_finishes(model_dir: str, fake_vllm: type[FakeLLM]) -> None:
+    """The stream yields request k at the step that finished it, not after the whole batch."""
+    engine = VLLMEngine(EngineSpec(path=model_dir, max_in_flight=3))
+    jobs = [EngineJob((("user", f"q{i}"),), 1, 1.0, 1.0, 5, None) for i in range(5)]
+    llm_engine = fake_vllm.made[0].llm_engine
+    seen: list[tuple[int, int]] = []
+    for job_id, _ in engine.stream(JobFeed(enumerate(jobs))):
+        seen.append((job_id, len(llm_engine.finished)))
+        assert len(llm_engine.added) - len(llm_engine.finished) <= 3, "never more than max_in_flight samples held"
+    assert seen == [(i, i + 1) for i in range(5)]
+    assert llm_engine.aborted == []
+
+
+def test_vllm_engine_aborts_what_is_in_flight_when_the_feed_stops(model_dir: str, fake_vllm: type[FakeLLM]) -> None:
+    engine = VLLMEngine(EngineSpec(path=model_dir))
+    feed = JobFeed(enumerate([EngineJob((("user", f"q{i}"),), 1, 1.0, 1.0, 5, None) for i in range(6)]))
+    got = []
+    for job_id, _ in engine.stream(feed):
+        got.append(job_id)
+        if len(got) == 2:
+            feed.stop()
+    llm_engine = fake_vllm.made[0].llm_engine
+    assert got == [0, 1]
+    assert sorted(llm_engine.aborted) == sorted(r for r, _, _ in llm_engine.added[2:]) and len(llm_engine.aborted) == 4
+    assert not llm_engine.waiting
 
 
 def test_the_cache_key_holds_the_context_length(model_dir: str, tmp_path: Path) -> None:
@@ -430,11 +468,11 @@ def test_the_cache_key_holds_the_context_length(model_dir: str, tmp_path: Path) 
     ), "backends without a context keep their old keys"
 
 
-def test_vllm_engine_without_a_chat_template_says_so(model_dir: str, fake_vllm: type[_FakeLLM]) -> None:
+def test_vllm_engine_without_a_chat_template_says_so(model_dir: str, fake_vllm: type[FakeLLM]) -> None:
     engine = VLLMEngine(EngineSpec(path=model_dir))
     engine._tokenizer.chat_template = None
     with pytest.raises(BackendError, match=r"cannot render a chat .*use an instruct/chat model"):
-        engine.run([EngineJob((("user", "hi"),), 1, 1.0, 1.0, 10, None)])
+        run_engine(engine, [EngineJob((("user", "hi"),), 1, 1.0, 1.0, 10, None)])
 
 
 def test_the_factory_passes_cli_options_through(model_dir: str) -> None:
@@ -452,34 +490,141 @@ def test_the_factory_passes_cli_options_through(model_dir: str) -> None:
     )  # fmt: skip
 
 
-class FailsOnSecondBatch(FakeEngine):
-    def run(self, jobs: Sequence[EngineJob]) -> list[list[EngineSample]]:
-        if self.calls:
-            raise RuntimeError("engine died")
-        return super().run(jobs)
+# --- per-request delivery, Ctrl-C and resume (issue 20 #2) ----------------------------------------------
 
 
-def test_batches_of_chunk_prompts_deliver_before_the_next_starts(model_dir: str) -> None:
-    """What a crash or Ctrl-C loses is bounded by one batch: earlier batches were already delivered (and cached)."""
-    factory = Factory(FailsOnSecondBatch)
-    gen = VLLMGenerator(model_dir, engine_factory=factory, chunk_prompts=3)
+class CountingEngine(FakeEngine):
+    """Yields one job at a time and records how many samples had been delivered before each yield."""
+
+    delivered: ClassVar[list[tuple[str, int]]]
+    before_yield: ClassVar[list[int]]
+
+    def stream(self, feed: Any) -> Iterator[tuple[int, list[EngineSample]]]:
+        for item in super().stream(feed):
+            CountingEngine.before_yield.append(len(CountingEngine.delivered))
+            yield item
+
+
+def test_each_request_reaches_on_sample_before_the_next_one_finishes(model_dir: str) -> None:
+    CountingEngine.delivered, CountingEngine.before_yield = [], []
+    gen = VLLMGenerator(model_dir, engine_factory=Factory(CountingEngine))
+    gen.generate([req(f"r{i}", (0, 1)) for i in range(4)], lambda r, i, c: CountingEngine.delivered.append((r.key, i)))
+    assert CountingEngine.before_yield == [0, 2, 4, 6], "request k was delivered before request k+1 was reported"
+
+
+class InterruptingEngine(FakeEngine):
+    """Presses Ctrl-C (a real SIGINT to this process) after ``after`` finished jobs, then keeps going as an engine
+    would: the feed being stopped is what must end the stream."""
+
+    after: ClassVar[int] = 3
+
+    def stream(self, feed: Any) -> Iterator[tuple[int, list[EngineSample]]]:
+        for done, item in enumerate(super().stream(feed), start=1):
+            yield item
+            if done == InterruptingEngine.after:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    def answer(self, job: EngineJob, k: int) -> EngineSample:
+        return EngineSample(f"seed={job.seed}", 1, "stop")
+
+
+def test_ctrl_c_mid_batch_keeps_what_finished_and_a_resume_asks_only_for_the_rest(
+    model_dir: str, tmp_path: Path
+) -> None:
+    """Through the runner and a real generation cache: 12 seeded samples, Ctrl-C after 3 requests finished."""
+    from cure_bench.generation.cache import GenerationCache
+    from cure_bench.generation.runner import generate_all
+
+    prompts = [((("user", f"question {i}"),), 3) for i in range(4)]
+    with GenerationCache(tmp_path / "c.sqlite") as cache:
+        first = Factory(InterruptingEngine)
+        with pytest.raises(RunInterrupted, match=r"after 3 new samples were saved.*re-run"):
+            generate_all(VLLMGenerator(model_dir, engine_factory=first), cache, prompts, SEEDED)
+        assert cache.count() == 3, "every finished request is in the cache"
+        assert len(first.engines[0].calls[0]) == 12, "one batch: the interrupt came mid-batch"
+        got = generate_all(VLLMGenerator(model_dir, engine_factory=(seeded := Factory(SeedEngine))), cache, prompts,
+                           SEEDED)  # fmt: skip
+        asked = [job for call in seeded.engines[0].calls for job in call]
+        assert len(asked) == 9, "the resume asks only for the 9 samples not yet cached"
+    with GenerationCache(tmp_path / "whole.sqlite") as cache:
+        whole = generate_all(VLLMGenerator(model_dir, engine_factory=Factory(SeedEngine)), cache, prompts, SEEDED)
+    interrupted_then_resumed = [[c.text.removeprefix("seed=") for c in row] for row in got]
+    assert interrupted_then_resumed == [[c.text for c in row] for row in whole], "same per-sample seeds"
+
+
+def test_ctrl_c_through_the_real_vllm_engine_aborts_in_flight_requests(
+    model_dir: str, fake_vllm: type[FakeLLM], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """VLLMEngine stepped by our loop: a Ctrl-C between steps stops the feed, in-flight requests are aborted."""
+
+    def press_after_two(engine: Any) -> None:
+        if len(engine.finished) == 2 and not getattr(engine, "pressed", False):
+            engine.pressed = True
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(FakeLLM, "on_step", staticmethod(press_after_two))
+    gen = VLLMGenerator(model_dir)  # the real runtime check and VLLMEngine, with the stand-in vllm module
     delivered: list[tuple[str, int]] = []
-    requests = [req(f"r{i}", (0, 1)) for i in range(7)]
-    with pytest.raises(RuntimeError, match="engine died"):
-        gen.generate(requests, lambda r, i, c: delivered.append((r.key, i)))
-    assert len(factory.engines[0].calls) == 1 and len(factory.engines[0].calls[0]) == 3
-    assert len(delivered) == 6 and len({k for k, _ in delivered}) == 3
-
-    whole = Factory()
-    got = collect(VLLMGenerator(model_dir, engine_factory=whole, chunk_prompts=3), requests)
-    assert [len(c) for c in whole.engines[0].calls] == [3, 3, 1]
-    assert sorted((k, i) for k, i, _ in got) == sorted((r.key, i) for r in requests for i in (0, 1))
-    assert all(c.text.endswith(f"#{i}") for _, i, c in got)
+    with pytest.raises(RunInterrupted):
+        gen.generate([req(f"r{i}", (0,)) for i in range(5)], lambda r, i, c: delivered.append((r.key, i)))
+    llm_engine = fake_vllm.made[0].llm_engine
+    # the press came during the third step; the request that step finished is kept, the other two are aborted
+    assert len(delivered) == 3 and len(llm_engine.finished) == 3
+    assert len(llm_engine.aborted) == 2 and not llm_engine.waiting
+    gen.close()
+    assert llm_engine.shut_down
 
 
-def test_chunk_prompts_must_be_positive(model_dir: str) -> None:
-    with pytest.raises(ConfigError, match="chunk_prompts"):
-        VLLMGenerator(model_dir, engine_factory=Factory(), chunk_prompts=0)
+def test_max_in_flight_must_be_positive(model_dir: str) -> None:
+    with pytest.raises(ConfigError, match="max_in_flight"):
+        VLLMGenerator(model_dir, engine_factory=Factory(), max_in_flight=0)
+
+
+def test_job_feed_lanes_and_stealing_only_when_idle() -> None:
+    job = EngineJob((("user", "q"),), 2, 1.0, 1.0, 5, None)
+    feed = JobFeed(((i, job) for i in range(10)), lanes=2)
+    a, b = feed.lane(0), feed.lane(1)
+    assert [i for i, _ in a.take(4)] == [0, 2], "room counts samples: 2 jobs of n=2"
+    assert [i for i, _ in a.take(100)] == [4, 6, 8]
+    assert a.take(100) == [], "a busy engine does not take another engine's lane"
+    assert [i for i, _ in a.take(100, wait=True)] == [9, 7, 5], "an idle one takes half of it, from the back"
+    assert [i for i, _ in b.take(100)] == [1, 3]
+    feed.stop()
+    assert b.take(100, wait=True) == [] and feed.stopped
+
+
+class SlowEngine(FakeEngine):
+    """GPU group (0,) takes one job and answers it only once the other engine has answered everything it will."""
+
+    slow_took: ClassVar[threading.Event]
+    fast_done: ClassVar[threading.Event]
+    stuck: ClassVar[list[EngineJob]]
+
+    def stream(self, feed: Any) -> Iterator[tuple[int, list[EngineSample]]]:
+        if self.spec.gpus == (0,):
+            jobs = feed.take(1)
+            SlowEngine.stuck = [job for _, job in jobs]
+            SlowEngine.slow_took.set()
+            SlowEngine.fast_done.wait(timeout=10)
+            for job_id, job in jobs:
+                yield job_id, [self.answer(job, k) for k in range(job.n)]
+            return
+        SlowEngine.slow_took.wait(timeout=10)
+        yield from super().stream(feed)
+        SlowEngine.fast_done.set()
+
+
+def test_gpu_groups_do_not_wait_for_each_other(model_dir: str) -> None:
+    """One engine stuck on its first request: the other delivers meanwhile, then takes the stuck one's queue."""
+    SlowEngine.slow_took, SlowEngine.fast_done = threading.Event(), threading.Event()
+    factory = Factory(SlowEngine)
+    gen = VLLMGenerator(model_dir, gpu_groups=[[0], [1]], engine_factory=factory)
+    got = collect(gen, [req(f"r{i}", (0,)) for i in range(8)])
+    _, fast = factory.engines
+    assert len(got) == 8
+    assert sum(len(c) for c in fast.calls) == 7, "its own 4, then the 3 the stuck engine had not taken"
+    (stuck,) = SlowEngine.stuck
+    assert [c.text for _, _, c in got].index(f"{stuck.messages[-1][1]}#0") == 7, "7 delivered before it finished"
 
 
 def test_cure_sampling_and_raw_prompts_reach_the_engine(model_dir: str) -> None:
@@ -521,46 +666,30 @@ def test_vllm_options_are_checked_early() -> None:
 
 
 def test_vllm_engine_forces_spawn_before_the_engine_starts(
-    model_dir: str, fake_vllm: type[_FakeLLM], monkeypatch: pytest.MonkeyPatch
+    model_dir: str, fake_vllm: type[FakeLLM], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("VLLM_WORKER_MULTIPROC_METHOD", raising=False)
-    seen: list[str | None] = []
-    real_init = _FakeLLM.__init__
-
-    def spying_init(self: _FakeLLM, **kwargs: Any) -> None:
-        seen.append(os.environ.get("VLLM_WORKER_MULTIPROC_METHOD"))
-        real_init(self, **kwargs)
-
-    monkeypatch.setattr(_FakeLLM, "__init__", spying_init)
     VLLMEngine(EngineSpec(path=model_dir))
-    assert seen == ["spawn"], "vLLM must see spawn when it builds its engine core"
+    assert fake_vllm.made[-1].env_method == "spawn", "vLLM must see spawn when it builds its engine core"
     monkeypatch.setenv("VLLM_WORKER_MULTIPROC_METHOD", "fork")
     VLLMEngine(EngineSpec(path=model_dir))
-    assert seen[-1] == "fork", "a method the user chose is kept"
+    assert fake_vllm.made[-1].env_method == "fork", "a method the user chose is kept"
 
 
-def test_the_default_path_never_calls_cuda_is_available(model_dir: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Both `--backend vllm`'s runtime check and `--backend auto` count GPUs without cudaGetDeviceCount."""
+def test_the_default_path_never_calls_cuda_is_available(
+    model_dir: str, fake_vllm: type[FakeLLM], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--backend auto` and `--backend vllm`'s runtime check count GPUs by NVML (is_available() would fail here)."""
+    from cure_bench.generation.backends import choose_backend, cuda_probe, open_generator
+
+    assert choose_backend(model_dir, None, "auto")[0] == "vllm"
+    opened = open_generator(model_dir, "auto")  # the real runtime check and VLLMEngine, nothing injected
+    assert opened.backend == "vllm"
+    collect(opened.generator, [req("a", (0,))])  # type: ignore[arg-type]
+    assert len(fake_vllm.made) == 1 and fake_vllm.made[0].env_method == "spawn"
+    opened.generator.close()
     import torch
 
-    from cure_bench.generation.backends import choose_backend, cuda_probe
-
-    def poisoned() -> bool:
-        raise AssertionError("torch.cuda.is_available() poisons vLLM's fork")
-
-    monkeypatch.setattr(torch.cuda, "is_available", poisoned)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    monkeypatch.setattr(cuda_probe, "_nvml_count", lambda: None)
-    real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: object() if n == "vllm" else real_find_spec(n, *a))
-    assert choose_backend(model_dir, None, "auto")[0] == "vllm"
-    factory = Factory()
-    from cure_bench.generation.backends import vllm_backend
-
-    monkeypatch.setattr(vllm_backend, "VLLMEngine", factory)
-    gen = VLLMGenerator(model_dir)  # the real runtime check, with the engine replaced
-    collect(gen, [req("a", (0,))])
-    assert len(factory.engines) == 1
+    monkeypatch.setattr(cuda_probe, "_nvml_count", lambda: None)  # no NVML: torch's NVML-first device_count
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
     assert choose_backend(model_dir, None, "auto")[0] == "hf"
 
@@ -592,30 +721,37 @@ def test_gpu_groups_map_through_the_parent_cuda_visible_devices(
 
 
 def test_close_shuts_the_engine_core_down_and_waits_for_the_memory(
-    model_dir: str, fake_vllm: type[_FakeLLM], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    model_dir: str, fake_vllm: type[FakeLLM], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     from cure_bench.generation.backends import vllm_engine
 
     readings = iter([1000, 9000, 5000, 1200])  # before start, then polled after shutdown until back
     monkeypatch.setattr(vllm_engine, "gpu_memory_used_mib", lambda: next(readings))
     monkeypatch.setattr(vllm_engine.time, "sleep", lambda s: None)
-    engine = VLLMEngine(EngineSpec(path=model_dir))
-    stopped: list[bool] = []
-    engine._llm.llm_engine.engine_core = types.SimpleNamespace(shutdown=lambda: stopped.append(True))
-    engine.close()
-    assert stopped == [True] and engine._llm is None
+    gen = VLLMGenerator(model_dir)
+    collect(gen, [req("a", (0,))])
+    llm_engine = fake_vllm.made[0].llm_engine
+    assert not llm_engine.shut_down
+    gen.close()
+    assert llm_engine.shut_down, "close() stops the engine core, not just the reference"
     assert next(readings, "done") == "done", "polled until the memory came back"
     assert not [r for r in caplog.records if "still in use" in r.getMessage()]
-    engine.close()  # idempotent
-    assert stopped == [True]
+    gen.close()  # idempotent
 
 
-def test_close_warns_when_the_memory_does_not_come_back(model_dir: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_close_warns_when_the_memory_does_not_come_back(
+    model_dir: str, fake_vllm: type[FakeLLM], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     from cure_bench.generation.backends import vllm_engine
 
-    monkeypatch.setattr(vllm_engine, "gpu_memory_used_mib", lambda: 9000)
+    readings = iter([1000] + [9000] * 100)
+    monkeypatch.setattr(vllm_engine, "gpu_memory_used_mib", lambda: next(readings))
     monkeypatch.setattr(vllm_engine.time, "sleep", lambda s: None)
-    assert vllm_engine.wait_memory_freed(1000, timeout_s=0.0) is False
+    monkeypatch.setattr(vllm_engine.time, "monotonic", iter(range(0, 10_000, 10)).__next__)
+    engine = VLLMEngine(EngineSpec(path=model_dir))
+    with caplog.at_level("WARNING"):
+        engine.close()
+    assert any("8000 MiB of GPU memory is still in use" in r.getMessage() for r in caplog.records)
     assert vllm_engine.wait_memory_freed(None) is True
 
 
@@ -631,4 +767,41 @@ def test_wait_ready_times_out_and_stops_the_child(model_dir: str) -> None:
     engine = SubprocessEngine(EngineSpec(path=model_dir, gpus=(0,)), builder=SlowStartEngine)
     with pytest.raises(BackendError, match=r"did not start within 2 s"):
         engine.wait_ready(timeout_s=2)
+    assert not engine._proc.is_alive()
+
+
+class TwoStepEngine(FakeEngine):
+    """Inside the child: yields one job per step, slowly enough for the parent to stop it mid-way."""
+
+    def stream(self, feed: Any) -> Iterator[tuple[int, list[EngineSample]]]:
+        import time
+
+        held: list[tuple[int, EngineJob]] = []
+        while True:
+            held += [] if feed.stopped else feed.take(2, wait=not held)
+            if not held or feed.stopped:
+                return
+            time.sleep(0.05)
+            job_id, job = held.pop(0)
+            yield job_id, [self.answer(job, k) for k in range(job.n)]
+
+
+@pytest.mark.slow
+def test_a_subprocess_engine_streams_per_job_and_can_be_stopped_and_reused(model_dir: str) -> None:
+    engine = SubprocessEngine(EngineSpec(path=model_dir, gpus=(0,), max_in_flight=2), builder=TwoStepEngine)
+    try:
+        engine.wait_ready(timeout_s=120)
+        jobs = [EngineJob((("user", f"q{i}"),), 1, 1.0, 1.0, 5, None) for i in range(6)]
+        feed = JobFeed(enumerate(jobs))
+        got = []
+        for job_id, samples in engine.stream(feed):
+            got.append((job_id, samples[0].text))
+            if len(got) == 2:
+                feed.stop()
+        # a job the child finished before the abort reached it still arrives (it is a finished sample); no more
+        assert [i for i, _ in got][:2] == [0, 1] and len(got) <= 3 and got[0][1] == "q0#0"
+        again = dict(engine.stream(JobFeed(enumerate(jobs))))  # no stale message left from the stopped stream
+        assert sorted(again) == list(range(6)) and again[5][0].text == "q5#0"
+    finally:
+        engine.close()
     assert not engine._proc.is_alive()

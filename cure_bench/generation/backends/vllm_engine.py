@@ -77,6 +77,7 @@ class EngineJob:
 
 DEFAULT_MAX_TOKENS = 8192  # when a request leaves max_tokens unset
 PROMPT_TOO_LONG = "prompt_too_long"  # finish_reason of a sample skipped because its prompt exceeds the context
+CONTEXT_LENGTH = "context_length"  # finish_reason of a sample cut at a max_tokens the context had lowered
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,7 @@ class VLLMEngine:
 
         engine = self._llm.llm_engine
         in_flight: dict[str, tuple[int, EngineJob]] = {}
+        cut: set[str] = set()  # requests whose max_tokens the context lowered
         held = skipped = clipped = 0
         try:
             while True:
@@ -225,12 +227,14 @@ class VLLMEngine:
                         skipped += job.n
                         yield job_id, [EngineSample("", 0, PROMPT_TOO_LONG)] * job.n
                         continue
-                    clipped += job.n if job.max_tokens > room else 0
                     kwargs = engine_sampling(job, room, self._stop_ids)
                     request_id = f"cure-{next(self._request_ids)}"
                     engine.add_request(request_id, {"prompt_token_ids": ids}, _final_only(SamplingParams(**kwargs)))
                     in_flight[request_id] = (job_id, job)
                     held += job.n
+                    if job.max_tokens > room:
+                        clipped += job.n
+                        cut.add(request_id)
                 if not in_flight and (feed.stopped or not taken):
                     return
                 if feed.stopped:
@@ -239,7 +243,10 @@ class VLLMEngine:
                     if getattr(output, "finished", False) and output.request_id in in_flight:
                         job_id, job = in_flight.pop(output.request_id)
                         held -= job.n
-                        yield job_id, _samples(output, job)
+                        samples = _samples(output, job)
+                        if output.request_id in cut:  # per sample: this one ran under a lowered limit
+                            samples = [_context_cut(s) for s in samples]
+                        yield job_id, samples
         finally:
             if in_flight:
                 with contextlib.suppress(Exception):  # a dead engine core cannot abort; close() follows
@@ -383,6 +390,11 @@ def engine_sampling(job: EngineJob, room: int, stop_ids: Sequence[int]) -> dict[
     if job.stop:
         out["stop"] = list(job.stop)
     return out
+
+
+def _context_cut(sample: EngineSample) -> EngineSample:
+    """A sample that hit the lowered limit says so, rather than looking like one that hit max_tokens."""
+    return EngineSample(sample.text, sample.tokens, CONTEXT_LENGTH) if sample.finish_reason == "length" else sample
 
 
 def _final_only(params: Any) -> Any:
