@@ -265,6 +265,12 @@ def _generation_settings(cfg: BenchConfig, fingerprint: str, generation: Generat
         "show_examples": cfg.show_examples,
         "prompts": generation.prompt_sha256,
     }
+    from cure_bench.generation.backends import sample_options
+
+    for role, model in (("coder", cfg.coder), ("tester", cfg.tester)):
+        shaping = sample_options(model.options) if model is not None else {}
+        if shaping:  # e.g. --max-model-len: answers cut under one context are not the run asked under another
+            settings[f"{role}_sample_options"] = shaping
     if generation.protocol != "chat":  # chat runs keep the resume key they had before protocols existed
         settings["protocol"] = generation.protocol
         settings["tester_sampling"] = _plain(asdict(generation.sampling[1].params))

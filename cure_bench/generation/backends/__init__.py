@@ -260,6 +260,29 @@ def make_generator(backend: str, model: str, **kwargs: Any) -> Generator:
     return open_generator(model, backend, options, construct=construct).generator
 
 
+def sample_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The user-set options that change what a model answers (declared ``samples=True`` by some backend).
+
+    Flat or per-backend (``{"vllm": {...}}``) options alike; unset (None) values are left out, so a command
+    without such options keeps the resume key it always had.
+    """
+    shaping = {
+        name
+        for backend in BACKENDS
+        for name, fld in option_fields(options_class(backend)).items()
+        if fld.metadata.get("samples")
+    }
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        if key in BACKENDS and isinstance(value, Mapping):
+            inner = {k: v for k, v in value.items() if k in shaping and v is not None}
+            if inner:
+                out[key] = inner
+        elif key in shaping and value is not None:
+            out[key] = value
+    return out
+
+
 def option_specs() -> dict[str, tuple[dataclasses.Field[Any], list[str]]]:
     """Every backend option the CLI offers as a flag: name -> (its field, the backends that take it).
 

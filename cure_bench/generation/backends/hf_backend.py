@@ -169,7 +169,7 @@ class HFOptions:
     """What the hf backend takes (``cure bench`` flags are derived from these fields)."""
 
     device: str = option("auto", "auto, cpu or cuda.")
-    dtype: str = option("auto", "auto, float32, bfloat16 or float16.")
+    dtype: str = option("auto", "auto, float32, bfloat16 or float16.", samples=True)
     batch_size: int = option(8, "Sequences generated together (bigger is faster until memory runs out).")
     trust_remote_code: bool = option(False, "Allow model repo code.")
 

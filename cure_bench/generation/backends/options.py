@@ -6,7 +6,9 @@ its per-backend flags (name, type, default, help) from its fields. So a new back
 
 Field metadata: ``help`` (one sentence), ``flag`` (False: the command declares it itself, e.g. ``--base-url``
 whose name differs per role), ``cli_type`` (the flag's value type when the field's own type is wider, e.g. ``str``
-for a list that the command line spells as JSON text; optional when the default is None).
+for a list that the command line spells as JSON text; optional when the default is None), ``samples`` (True: the
+value changes what the model answers, e.g. the context length that cuts answers, so it is part of a run's resume
+key and a finished run made under another value is never reported for this one).
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import dataclasses
 from typing import Any
 
 
-def option(default: Any, help: str, *, flag: bool = True, cli_type: Any = None) -> Any:
+def option(default: Any, help: str, *, flag: bool = True, cli_type: Any = None, samples: bool = False) -> Any:
     """A dataclass field with its help text (see the module docstring)."""
-    return dataclasses.field(default=default, metadata={"help": help, "flag": flag, "cli_type": cli_type})
+    metadata = {"help": help, "flag": flag, "cli_type": cli_type, "samples": samples}
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 def flag_name(name: str) -> str:

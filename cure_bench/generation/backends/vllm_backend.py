@@ -70,8 +70,8 @@ log = logging.getLogger(__name__)
 class VLLMOptions:
     """What the vllm backend takes (``cure bench`` flags are derived from these fields)."""
 
-    dtype: str = option("auto", "auto, float32, bfloat16 or float16.")
-    max_model_len: int | None = option(None, "Context length.")
+    dtype: str = option("auto", "auto, float32, bfloat16 or float16.", samples=True)
+    max_model_len: int | None = option(None, "Context length.", samples=True)
     gpu_memory_utilization: float = option(0.9, "Share of GPU memory to use.")
     tensor_parallel_size: int = option(1, "GPUs per engine.")
     gpu_groups: str | list[list[int]] | None = option(  # noqa: RUF009 (the default is None)
