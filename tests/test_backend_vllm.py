@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -805,3 +806,18 @@ def test_a_subprocess_engine_streams_per_job_and_can_be_stopped_and_reused(model
     finally:
         engine.close()
     assert not engine._proc.is_alive()
+
+
+def test_the_gpu_smoke_test_collects_without_initialising_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tests/gpu/test_vllm_smoke.py decides its skips by NVML: importing it never calls torch.cuda.is_available()."""
+    import importlib
+
+    import torch
+
+    def poisoned() -> bool:
+        raise AssertionError("torch.cuda.is_available() at collection poisons vLLM's fork")
+
+    monkeypatch.setattr(torch.cuda, "is_available", poisoned)
+    monkeypatch.delitem(sys.modules, "tests.gpu.test_vllm_smoke", raising=False)
+    module = importlib.import_module("tests.gpu.test_vllm_smoke")
+    assert any(getattr(m, "name", "") == "skipif" for m in module.pytestmark)

@@ -184,7 +184,9 @@ def memory_freed(make: MakeGenerator, slack_mib: int = 1024) -> Check:
         time.sleep(0.5)
         after = gpu_used_mib()
     ok = before is not None and after is not None and during is not None and after <= before + slack_mib
-    return Check("GPU memory freed by close()", ok, f"MiB used: before {before}, with the engine {during}, after {after}")
+    return Check(
+        "GPU memory freed by close()", ok, f"MiB used: before {before}, with the engine {during}, after {after}"
+    )
 
 
 def gpu_used_mib() -> int | None:
