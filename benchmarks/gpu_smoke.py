@@ -1,10 +1,18 @@
-"""GPU smoke test of the whole GPU path: `cure bench` on vLLM, `cure train` colocated, under ZeRO-2, with evaluation.
+"""GPU smoke test of the whole GPU path: transformers and vLLM generation, `cure train` colocated, ZeRO-2, evaluation.
 
-    python benchmarks/gpu_smoke.py              # one CUDA GPU, vllm + deepspeed installed; no downloads
+    python benchmarks/gpu_smoke.py              # one CUDA GPU; no downloads
     python benchmarks/gpu_smoke.py --keep DIR   # keep the run directories in DIR
 
-Builds a tiny random Qwen2 on the spot (tests/helpers/tiny_model.py) and a three-task dataset, then runs, each as
-the CLI a user would type, with its exit code checked:
+Builds a tiny random Qwen2 on the spot (tests/helpers/tiny_model.py) and a three-task dataset, then runs:
+
+0. the ``hf`` backend on CUDA in bfloat16, in this process: the weights really are bf16 on the GPU, then the checks
+   of tests/helpers/engine_checks.py (batched generation with the n samples of a prompt differing, greedy with
+   n > 1, the max_tokens clip, a real Ctrl-C with a resume asking only for the rest, GPU memory freed by close(),
+   no process left); then ``cure bench --backend hf --device cuda --dtype bfloat16`` as a user types it,
+   interrupted by SIGINT once samples are saved (exit 130), re-run to completion (exit 0) keeping every sample
+   saved before the interrupt;
+
+and then, each as the CLI a user would type, with its exit code checked:
 
 1. ``cure bench --backend vllm``: summary.json written, the manifest names vLLM;
 2. ``cure train`` for 2 steps with vLLM colocated: 2 log lines, vLLM's importance-sampling metrics in them (they
@@ -13,9 +21,11 @@ the CLI a user would type, with its exit code checked:
 4. 1 step with evaluation every step: a vLLM evaluation engine beside the colocated rollout engine, eval/ metrics
    in the log line and the bench run directory written.
 
-Prints, per stage, wall time, seconds per training step (from train_log.jsonl) and the peak GPU memory seen by
-``nvidia-smi`` (polled every 0.2 s). Exits 1 on the first failed check. Meant to take under 8 minutes on one
-H100/H200; the tiny model's text is garbage by design: this checks plumbing, not learning.
+Stages whose packages are missing are skipped, each with a line saying what is missing (vLLM cannot be installed
+on every GPU machine; the hf stage needs only torch and transformers). Prints, per stage, wall time, seconds per
+training step (from train_log.jsonl) and the peak GPU memory seen by ``nvidia-smi`` (polled every 0.2 s). Exits 1
+on the first failed check, 2 without a CUDA GPU or when every stage was skipped. Meant to take under 8 minutes on
+one H100/H200; the tiny model's text is garbage by design: this checks plumbing, not learning.
 """
 
 from __future__ import annotations
@@ -25,6 +35,8 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -140,21 +152,100 @@ def check_training(out: Path, steps: int, results: list[dict[str, Any]]) -> list
     return log
 
 
-def stages(work: Path, results: list[dict[str, Any]]) -> None:
-    import yaml
+HF_DEVICE = "cuda"  # --cpu-dry-run sets "cpu": the same stage, to check this script on a machine without a GPU
 
-    from tests.helpers.tiny_model import build_tiny_model
 
-    model = build_tiny_model(work / "tiny-qwen2")
-    tasks = work / "tasks.jsonl"
-    tasks.write_text("".join(json.dumps({**t, "test_time_limit": 2}) + "\n" for t in TASKS), encoding="utf-8")
+def hf_stage(model: Path, tasks: Path, work: Path, results: list[dict[str, Any]]) -> None:
+    """The transformers backend on CUDA in bf16: the shared engine checks in process, then Ctrl-C and resume by CLI."""
+    import torch
 
+    from cure_bench.generation.backends.hf_backend import HFGenerator
+    from tests.helpers import engine_checks
+
+    def make() -> HFGenerator:
+        return HFGenerator(str(model), device=HF_DEVICE, dtype="bfloat16", batch_size=8)
+
+    started = time.perf_counter()
+    if HF_DEVICE == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    with PeakMemory() as memory:
+        probe = make()
+        try:
+            probe.generate([], lambda *a: None)
+            probe._load()
+            weights = next(probe._model.parameters())
+            check(
+                weights.dtype == torch.bfloat16 and weights.device.type == HF_DEVICE,
+                f"hf: weights load as {weights.dtype} on {weights.device}",
+            )
+        finally:
+            probe.close()
+        failed = []
+        for result in engine_checks.run_all(make, per_request=False, same_samples=False):  # type: ignore[arg-type]
+            print(result.line(), flush=True)
+            if not result.passed:
+                failed.append(result.name)
+    results.append({"stage": "hf on CUDA, bf16 (checks)", "seconds": time.perf_counter() - started,
+                    "peak_gpu_mib": memory.peak_mib})  # fmt: skip
+    if HF_DEVICE == "cuda":
+        print(f"  torch peak allocated {torch.cuda.max_memory_allocated() >> 20} MiB")
+    check(not failed, f"hf: every engine check passed (failed: {failed})")
+
+    out = work / "bench-hf"
+    command = cli("bench", "--model", str(model), "-d", str(tasks), "--backend", "hf", "--device", HF_DEVICE,
+                  "--dtype", "bfloat16", "--batch-size", "2", "--k-code", "8", "--k-case", "8", "--bon", "8x8",
+                  "--max-tokens", "64", "--seed", "1", "-o", str(out))  # fmt: skip
+    total = len(TASKS) * 16
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    print(f"[hf Ctrl-C] {' '.join(command)}", flush=True)
+    started = time.perf_counter()
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while proc.poll() is None and saved_samples(out) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    kept = sample_rows(out)
+    check(
+        proc.returncode == 130,
+        f"hf Ctrl-C: exit code 130 (got {proc.returncode}{'; ' + stderr[-400:] if proc.returncode != 130 else ''})",
+    )
+    check(0 < len(kept) < total, f"hf Ctrl-C: {len(kept)} of {total} samples saved before the interrupt")
+    check(not (out / "summary.json").exists(), "hf Ctrl-C: no summary.json for the interrupted run")
+    run("hf resume", command, results)
+    after = sample_rows(out)
+    check(len(after) == total, f"hf resume: all {total} samples in the cache")
+    check(all(after.get(k) == v for k, v in kept.items()), "hf resume: every sample saved before Ctrl-C kept as is")
+    results[-1].update(stage="hf Ctrl-C + resume (CLI)", seconds=time.perf_counter() - started)
+
+
+def saved_samples(run_dir: Path) -> int:
+    return len(sample_rows(run_dir))
+
+
+def sample_rows(run_dir: Path) -> dict[tuple[str, int], str]:
+    """The generation cache's samples ((request key, index) -> text), read-only; {} before it exists."""
+    path = run_dir / "generations.sqlite"
+    if not path.exists():
+        return {}
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
+            return {(k, int(i)): t for k, i, t in db.execute("SELECT key, idx, text FROM samples")}
+    except sqlite3.Error:
+        return {}
+
+
+def vllm_stages(model: Path, tasks: Path, work: Path, results: list[dict[str, Any]]) -> None:
     bench_out = work / "bench"
     run("bench (vLLM)", cli("bench", "--model", str(model), "-d", str(tasks), "--backend", "vllm", "--k-code", "2",
                             "--k-case", "2", "--bon", "2x2", "--max-tokens", "48", "--gpu-memory-utilization", "0.3",
                             "-o", str(bench_out)), results)  # fmt: skip
     summary = json.loads((bench_out / "summary.json").read_text())
     check("vllm" in json.dumps(summary["run"]).lower(), "bench: the manifest names the vLLM backend")
+
+
+def train_stages(model: Path, tasks: Path, work: Path, results: list[dict[str, Any]]) -> None:
+    import yaml
 
     colocated = work / "train-colocate.yaml"
     colocated.write_text(yaml.safe_dump(train_config(model, tasks, work / "colocate")))
@@ -188,26 +279,49 @@ def stages(work: Path, results: list[dict[str, Any]]) -> None:
     check(any((work / "eval" / "eval").glob("step-*/bench/summary.json")), "evaluation: bench run directory written")
 
 
+STAGES = [
+    ("hf on CUDA (bf16)", ("torch", "transformers"), hf_stage),
+    ("bench on vLLM", ("vllm",), vllm_stages),
+    ("train with vLLM rollouts, ZeRO-2, evaluation", ("trl", "vllm", "deepspeed"), train_stages),
+]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", type=Path, help="keep the run directories here instead of a temporary directory")
+    parser.add_argument("--cpu-dry-run", action="store_true", help="run only the hf stage, on CPU (checks the script)")
     args = parser.parse_args()
-    missing = [m for m in ("torch", "vllm", "deepspeed", "trl") if importlib.util.find_spec(m) is None]
-    if missing:
-        print(f"missing: {', '.join(missing)}: pip install 'cure-toolkit[train,vllm,deepspeed]'", file=sys.stderr)
+    global HF_DEVICE
+    if args.cpu_dry_run:
+        HF_DEVICE = "cpu"
+    if importlib.util.find_spec("torch") is None:
+        print("missing: torch: pip install 'cure-toolkit[hf]'", file=sys.stderr)
         return 2
-    import torch
+    from cure_bench.generation.backends.cuda_probe import cuda_device_count
 
-    if not torch.cuda.is_available():
+    if cuda_device_count() == 0 and not args.cpu_dry_run:  # NVML: is_available() would poison vLLM's fork
         print("no CUDA GPU: this smoke test needs one", file=sys.stderr)
         return 2
     work = args.keep or Path(tempfile.mkdtemp(prefix="cure-gpu-smoke-"))
     work.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
+    skipped: list[str] = []
     started = time.perf_counter()
     code = 0
     try:
-        stages(work, results)
+        from tests.helpers.tiny_model import build_tiny_model
+
+        model = build_tiny_model(work / "tiny-qwen2")
+        tasks = work / "tasks.jsonl"
+        tasks.write_text("".join(json.dumps({**t, "test_time_limit": 2}) + "\n" for t in TASKS), encoding="utf-8")
+        for name, needs, stage in STAGES[:1] if args.cpu_dry_run else STAGES:
+            missing = [m for m in needs if importlib.util.find_spec(m) is None]
+            if missing:
+                print(f"SKIPPED {name}: {', '.join(missing)} not installed on this machine", flush=True)
+                skipped.append(name)
+                continue
+            print(f"== {name}", flush=True)
+            stage(model, tasks, work, results)
     except (Failed, subprocess.TimeoutExpired, OSError, KeyError, ValueError) as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         code = 1
@@ -218,7 +332,13 @@ def main() -> int:
     for row in results:
         per_step = ", ".join(f"{s:.1f}" for s in row.get("step_s") or [] if s is not None)
         print(f"{row['stage']:<40} {row['seconds']:>8.1f} {row['peak_gpu_mib']:>13}  {per_step}")
-    print(f"total {time.perf_counter() - started:.1f} s; {'ok' if code == 0 else 'FAILED'}")
+    if code == 0 and not results:
+        code = 2
+    status = "FAILED" if code == 1 else ("nothing ran" if code == 2 else "ok")
+    print(
+        f"total {time.perf_counter() - started:.1f} s; {status}"
+        + (f"; skipped: {'; '.join(skipped)}" if skipped else "")
+    )
     return code
 
 
