@@ -206,13 +206,14 @@ def gpu_used_mib() -> int | None:
 
 def no_leftover_processes(make: MakeGenerator) -> Check:
     """After ``close()`` no child of this process is alive (engine cores, workers, GPU-group processes)."""
+    before = set(children())  # what was running already (another test's processes) is not this engine's
     with _closing(make) as gen:
         _collect(gen, _requests(SamplingParams(temperature=1.0, max_tokens=4, seed=0), 1, 1))
     deadline = time.monotonic() + 30
-    alive = children()
+    alive = [c for c in children() if c not in before]
     while alive and time.monotonic() < deadline:
         time.sleep(0.5)
-        alive = children()
+        alive = [c for c in children() if c not in before]
     return Check("no process left after close()", not alive, f"children still alive: {alive}")
 
 
