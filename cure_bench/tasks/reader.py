@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from cure_bench.errors import SkippableRowError, TaskFileError
+from cure_bench.errors import SkippableRowError, TaskFileError, row_number
 from cure_bench.tasks.schema import (
     DEFAULT_TIME_LIMIT,
     SCHEMA_FIELDS,
@@ -190,7 +190,7 @@ def _iter_array(path: Path, fh: TextIO) -> Iterator[tuple[int, Any]]:
         if sep == "]":
             return _expect_end(s, index)
         what = "end of file" if sep == "" else repr(sep)
-        raise s.error(f"expected ',' or ']' after row {index - 1}, found {what}", row=index)
+        raise s.error(f"expected ',' or ']' after row {row_number(index - 1)}, found {what}", row=index)
 
 
 def _decode_value(s: _ArrayStream, index: int) -> Any:
@@ -293,13 +293,14 @@ class Problem:
     def __str__(self) -> str:
         where = []
         if self.row is not None:
-            where.append(f"row {self.row}")
+            where.append(f"row {row_number(self.row)}")
         if self.field is not None:
             where.append(f"field '{self.field}'")
         return f"{', '.join(where)}: {self.message}" if where else self.message
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"row": self.row, "field": self.field, "message": self.message}
+        row = None if self.row is None else row_number(self.row)
+        out: dict[str, Any] = {"row": row, "field": self.field, "message": self.message}
         if self.skip_reason:
             out["reason"] = self.skip_reason
         return out
@@ -347,7 +348,7 @@ def _bare_message(exc: TaskFileError) -> str:
     """The message without the "path, row N, field 'x': " prefix (the report prints those itself)."""
     prefix = str(exc.path)
     if exc.row is not None:
-        prefix += f", row {exc.row}"
+        prefix += f", row {row_number(exc.row)}"
     if exc.field is not None:
         prefix += f", field '{exc.field}'"
     return str(exc)[len(prefix) + 2 :]
@@ -376,7 +377,7 @@ def validate_task_file(path: str | Path, *, strict: bool = False) -> ValidationR
             task_id = row_task_id(data, Path(p).stem, index)
             if task_id in ids:
                 report.problems.append(
-                    Problem(f"duplicate task id {task_id!r} (first at row {ids[task_id]})", row=index)
+                    Problem(f"duplicate task id {task_id!r} (first at row {row_number(ids[task_id])})", row=index)
                 )
             ids.setdefault(task_id, index)
     except TaskFileError as exc:
