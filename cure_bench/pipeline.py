@@ -254,8 +254,8 @@ def _finished_run(cfg: BenchConfig, prefix: str, key: str) -> BenchResult | None
 def _generation_settings(cfg: BenchConfig, fingerprint: str, generation: GenerationPlan) -> dict[str, Any]:
     """What decides which samples a run asks for; equal settings mean a re-run may resume."""
     settings = {
-        "coder": [cfg.coder.model, cfg.coder.backend, cfg.coder.base_url],
-        "tester": None if cfg.tester is None else [cfg.tester.model, cfg.tester.backend, cfg.tester.base_url],
+        "coder": [cfg.coder.model, cfg.coder.backend, _servers(cfg.coder.base_url)],
+        "tester": None if cfg.tester is None else [cfg.tester.model, cfg.tester.backend, _servers(cfg.tester.base_url)],
         "dataset_fingerprint": fingerprint,
         "k_code": cfg.k_code,
         "k_case": 0 if cfg.single else cfg.k_case,
@@ -273,6 +273,15 @@ def _generation_settings(cfg: BenchConfig, fingerprint: str, generation: Generat
         settings["protocol"] = generation.protocol
         settings["tester_sampling"] = _plain(asdict(generation.sampling[1].params))
     return settings
+
+
+def _servers(base_url: str | None) -> str | None:
+    """The resume key's record of the servers: one URL as given (older runs keep their key); a list of several
+    in sorted order, so ``--base-url B,A`` resumes a run started with ``A,B`` (the samples do not depend on
+    which server answered)."""
+    if base_url is None or "," not in base_url:
+        return base_url
+    return ",".join(sorted(u.strip().rstrip("/") for u in base_url.split(",")))
 
 
 def _plain(values: dict[str, Any]) -> dict[str, Any]:

@@ -51,6 +51,10 @@ def plan_roles(cfg: BenchConfig, protocol: str) -> dict[str, RolePlan]:
         others = {b for r, (b, _) in chosen.items() if r != role}
         foreign = frozenset(name for b in others for name in option_fields(options_class(b)))
         backend, reason = chosen[role]
+        if m.base_url and backend == "openai":  # a malformed or duplicated list, named by its own flag
+            from cure_bench.generation.backends.endpoints import parse_base_urls
+
+            parse_base_urls(m.base_url, "--base-url" if cfg.tester is None else f"--{role}-base-url")
         if m.base_url and backend not in takers("base_url"):
             raise ConfigError(
                 f"the {backend} backend does not take a base URL (got {m.base_url}); a server URL needs "

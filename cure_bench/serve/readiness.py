@@ -57,10 +57,19 @@ class ReadinessProbe:
         return ok, detail
 
     async def _probe(self) -> tuple[bool, str]:
+        """Ready when any of the tester's servers answers (several ``--base-url`` entries fail over)."""
         generator = self.runtime.generator
-        base_url = getattr(generator, "base_url", None)
-        if generator.backend != "openai" or not base_url:
+        base_urls = getattr(generator, "base_urls", None) or [getattr(generator, "base_url", None)]
+        if generator.backend != "openai" or not base_urls[0]:
             return True, f"{generator.backend} generator built in this process (weights load on first use)"
+        detail = ""
+        for base_url in base_urls:
+            ok, detail = await self._probe_one(base_url)
+            if ok:
+                return ok, detail
+        return False, detail
+
+    async def _probe_one(self, base_url: str) -> tuple[bool, str]:
         import httpx
 
         key = self.runtime.config.api_key or os.environ.get("OPENAI_API_KEY")

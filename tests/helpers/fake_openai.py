@@ -54,6 +54,10 @@ Fault injection:
 * ``reasoning_content``: when set, each choice's message also carries this ``reasoning_content`` field
   (like DeepSeek-R1 / vLLM reasoning parsers); ``usage=False`` omits the usage block.
 
+Crash: ``srv.kill()`` stops listening and makes every request in flight (and any later one on a kept-alive
+connection) drop its connection without an answer, as a server process that died would; after it,
+connections are refused.
+
 Observation: ``srv.requests`` is a snapshot list of ``LoggedRequest`` (time, model, messages, n,
 body, status, choices delivered, api key seen), in arrival order; ``srv.samples_delivered`` and
 ``srv.requests_total`` are counters; ``srv.reset_log()`` clears them. Usage figures count whitespace
@@ -65,6 +69,7 @@ Run it by hand (e.g. for ``cure bench --base-url``): ``python -m tests.helpers.f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import math
@@ -145,6 +150,7 @@ class FakeOpenAIServer:
         self.usage = usage
         self.chat_only = chat_only
         self._state = _State()
+        self.dead = False
         self._httpd = _Server(("127.0.0.1", port), _Handler)
         self._httpd.owner = self
         self._thread: threading.Thread | None = None
@@ -173,6 +179,11 @@ class FakeOpenAIServer:
             self._thread.join(timeout=5)
             self._thread = None
         self._httpd.server_close()
+
+    def kill(self) -> None:
+        """Die like a crashed server (see the module docstring); safe to call from a handler thread."""
+        self.dead = True  # what still gets through before the listener closes is dropped unanswered
+        threading.Thread(target=self.stop, name="fake-openai-kill", daemon=True).start()
 
     def __enter__(self) -> FakeOpenAIServer:
         return self.start()
@@ -346,6 +357,11 @@ class _Handler(BaseHTTPRequestHandler):
         return
 
     def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        if self.server.owner.dead:  # a crashed server answers nothing: the client sees the connection drop
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(2)
+            return
         data = json.dumps(payload).encode()
         try:
             self.send_response(status)

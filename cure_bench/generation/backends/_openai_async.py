@@ -8,8 +8,9 @@ for again; samples already received are kept.
 
 Retries and backoff are the openai SDK's own (429, 408, 409 and 5xx, honouring ``retry-after-ms`` and
 ``Retry-After``); the ``--rpm`` limiter sits in an httpx request hook so those retries are rate
-limited too, and ``--concurrency`` caps requests in flight (an ``asyncio.Semaphore`` held across a
-request's retries).
+limited too, and ``--concurrency`` caps requests in flight per endpoint (a slot of the ``EndpointPool``
+held across a request's retries). Several endpoints (``--base-url A,B``) share one pool, one set of rate
+limiters and one learned n-mode; a dropped endpoint's request is sent again to another (see ``endpoints``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cure_bench.errors import BackendError
+from cure_bench.errors import BackendError, ServerUnreachableError
+from cure_bench.generation.backends.endpoints import AllEndpointsDown, Endpoint, EndpointPool
 from cure_bench.generation.backends.ratelimit import estimate_request_tokens, request_limiter, token_limiter
 from cure_bench.generation.reasoning import join_reasoning
 from cure_bench.types import Completion, GenerationRequest
@@ -50,7 +52,7 @@ class WireSettings:
     """How to reach the server and how hard to push it (validated by OpenAIGenerator)."""
 
     model: str
-    base_url: str
+    base_url: str  # for messages: the URL, or the comma-separated list
     api_key: str
     timeout: float
     max_retries: int
@@ -59,6 +61,11 @@ class WireSettings:
     tpm: float | None
     rpm_window_s: float
     endpoint: str = "chat"  # or "completions": one raw prompt string per request
+    base_urls: tuple[str, ...] = ()  # the servers (empty: just base_url)
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        return self.base_urls or (self.base_url,)
 
 
 class ClientSide:
@@ -69,35 +76,47 @@ class ClientSide:
         self.n_mode = request_n  # False: one sample per request
         self.n_cap: int | None = None  # largest n the server honoured, once it capped one
         self.token_param = "max_tokens"
-        self.server_seen = False  # has the server answered anything yet (see _create)
         self.identical_prompts = 0  # prompts whose k samples (temperature > 0) were all byte-identical
         self.stopping = False
         self._stop_event: asyncio.Event | None = None
-        self._client: Any = None
-        self._semaphore: asyncio.Semaphore | None = None
+        self.pool = EndpointPool(settings.urls, settings.concurrency)
+        self._clients_open = False
         self._rpm: Any = None
         self._tpm: Any = None
         self._tpm_warned = False
 
     # -- lifecycle -------------------------------------------------------------------------------
-    def _ensure_client(self) -> Any:
-        if self._client is None:
-            import openai
+    @property
+    def server_seen(self) -> bool:
+        """Has any endpoint answered anything yet."""
+        return any(e.server_seen for e in self.pool.endpoints)
 
-            s = self.settings
-            http = openai.DefaultAsyncHttpxClient(event_hooks={"request": [self._before_send]})
-            self._client = openai.AsyncOpenAI(
-                api_key=s.api_key, base_url=s.base_url, timeout=s.timeout, max_retries=s.max_retries, http_client=http
+    def _ensure_client(self) -> None:
+        """One SDK client per endpoint; the rate limiters are built once and shared by all of them."""
+        if self._clients_open:
+            return
+        import openai
+
+        from cure_bench.generation.backends._failover import http_client
+        from cure_bench.generation.backends.openai_backend import redact_url
+
+        s = self.settings
+        for ep in self.pool.endpoints:
+            http = http_client(self.pool, ep, redact_url, {"request": [self._before_send]})
+            ep.client = openai.AsyncOpenAI(
+                api_key=s.api_key, base_url=ep.url, timeout=s.timeout, max_retries=s.max_retries, http_client=http
             )
-            self._semaphore = asyncio.Semaphore(s.concurrency)
-            self._rpm = request_limiter(s.rpm, s.rpm_window_s) if s.rpm else None
-            self._tpm = token_limiter(s.tpm, s.rpm_window_s) if s.tpm else None
-        return self._client
+        self._rpm = request_limiter(s.rpm, s.rpm_window_s) if s.rpm else None
+        self._tpm = token_limiter(s.tpm, s.rpm_window_s) if s.tpm else None
+        self._clients_open = True
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+        if self._clients_open:
+            for ep in self.pool.endpoints:
+                await ep.client.close()
+                ep.client = None
+            self._clients_open = False
+            self.pool = _fresh_pool(self.pool)
 
     def request_stop(self) -> None:
         """Ctrl-C: send nothing new (requests already sent finish). Call on the loop thread."""
@@ -132,11 +151,13 @@ class ClientSide:
             await self._acquire(self._rpm)
 
     async def probe_completions(self) -> None:
-        """One ``max_tokens=1`` completions request, no retries: does the server serve /v1/completions?"""
-        client = self._ensure_client().with_options(max_retries=0)
+        """One ``max_tokens=1`` completions request, no retries, to each endpoint: do they serve /v1/completions?"""
+        self._ensure_client()
         self._stop_event = self._stop_event or asyncio.Event()
-        await client.completions.create(model=self.settings.model, prompt="ping", max_tokens=1)
-        self.server_seen = True
+        for ep in self.pool.endpoints:
+            client = ep.client.with_options(max_retries=0)
+            await client.completions.create(model=self.settings.model, prompt="ping", max_tokens=1)
+            ep.server_seen = True
 
     # -- a run -----------------------------------------------------------------------------------
     async def run(self, requests: Sequence[GenerationRequest], emit: Emit) -> None:
@@ -229,38 +250,64 @@ class ClientSide:
             )
 
     async def _call(self, req: GenerationRequest, n: int, seed_offset: int) -> list[Completion]:
-        """One chat-completions call for ``n`` choices (SDK retries inside); at least one completion back."""
-        client = self._ensure_client()
-        if self.stopping:
-            raise Stopped
-        assert self._semaphore is not None
-        async with self._semaphore:
+        """One chat-completions call for ``n`` choices (SDK retries inside); at least one completion back.
+
+        The request holds a slot on one endpoint; when that endpoint is dropped mid-request (see
+        ``_failover``) it takes a slot on another and is sent again there.
+        """
+        from cure_bench.generation.backends._failover import EndpointDown
+
+        self._ensure_client()
+        charged = False
+        while True:
             if self.stopping:
                 raise Stopped
-            if n > 1 and (not self.n_mode or (self.n_cap is not None and n > self.n_cap)):
-                raise Replan
-            if self._tpm is not None:
-                estimate = estimate_request_tokens(req.messages, n, req.params.max_tokens or 0)
-                if estimate > self._tpm.max_rate and not self._tpm_warned:
-                    self._tpm_warned = True
-                    log.warning(
-                        "one request reserves ~%d tokens (prompt + max_tokens x n=%d), more than --tpm %g: "
-                        "such requests go one at a time; lower --max-tokens to send more",
-                        estimate,
-                        n,
-                        self._tpm.max_rate,
-                    )
-                await self._acquire(self._tpm, min(estimate, self._tpm.max_rate))
-            response = await self._create(client, req, n, seed_offset)
+            try:
+                ep = await self.pool.acquire()
+            except AllEndpointsDown:
+                raise ServerUnreachableError(
+                    f"every endpoint of --base-url {self.settings.base_url} was dropped (connections refused); "
+                    "check that the servers are running"
+                ) from None
+            try:
+                response = await self._send_on(ep, req, n, seed_offset, charge=not charged)
+                charged = True
+            except EndpointDown:
+                charged = True
+                continue
+            finally:
+                await self.pool.release(ep)
+            break
         completions = completions_from(response, n)
         if not completions:
             raise BackendError(
-                f"the server at {self.settings.base_url} answered with no choices (model "
+                f"the server at {ep.url} answered with no choices (model "
                 f"'{self.settings.model}'); check that --model names a chat model"
             )
+        ep.samples += len(completions)
         return completions
 
-    async def _create(self, client: Any, req: GenerationRequest, n: int, seed_offset: int) -> Any:
+    async def _send_on(self, ep: Endpoint, req: GenerationRequest, n: int, seed_offset: int, charge: bool) -> Any:
+        """Within ``ep``'s slot: the Ctrl-C gate, the n re-plan, the --tpm charge (once per request), the send."""
+        if self.stopping:
+            raise Stopped
+        if n > 1 and (not self.n_mode or (self.n_cap is not None and n > self.n_cap)):
+            raise Replan
+        if self._tpm is not None and charge:
+            estimate = estimate_request_tokens(req.messages, n, req.params.max_tokens or 0)
+            if estimate > self._tpm.max_rate and not self._tpm_warned:
+                self._tpm_warned = True
+                log.warning(
+                    "one request reserves ~%d tokens (prompt + max_tokens x n=%d), more than --tpm %g: "
+                    "such requests go one at a time; lower --max-tokens to send more",
+                    estimate,
+                    n,
+                    self._tpm.max_rate,
+                )
+            await self._acquire(self._tpm, min(estimate, self._tpm.max_rate))
+        return await self._create(ep, req, n, seed_offset)
+
+    async def _create(self, ep: Endpoint, req: GenerationRequest, n: int, seed_offset: int) -> Any:
         """Send one request; adapt once to a token-parameter complaint; fail fast on a dead server.
 
         Until the server has answered anything, requests go with at most one SDK retry, so a wrong
@@ -271,9 +318,10 @@ class ClientSide:
         """
         import openai
 
+        client = ep.client
         retries = self.settings.max_retries
         for _ in range(3):  # at most: one end of probing, one token-parameter adaptation
-            probing = not self.server_seen
+            probing = not ep.server_seen
             budget = min(1, retries) if probing else retries
             try:
                 wire = client if budget == self.settings.max_retries else client.with_options(max_retries=budget)
@@ -282,10 +330,13 @@ class ClientSide:
                     response = await wire.completions.create(**body)
                 else:
                     response = await wire.chat.completions.create(**body)
-                self.server_seen = True
+                ep.server_seen = True
+                ep.answered += 1
                 return response
             except (openai.APIStatusError, openai.APITimeoutError) as exc:
-                self.server_seen = True
+                ep.server_seen = True
+                if isinstance(exc, openai.APIStatusError):
+                    ep.answered += 1
                 if probing and retries > budget and (isinstance(exc, openai.APITimeoutError) or _retryable(exc)):
                     retries -= budget + 1
                     continue
@@ -332,6 +383,15 @@ class ClientSide:
             # n choices of one request differ by themselves; separate requests need separate seeds.
             body["seed"] = p.seed + seed_offset
         return body
+
+
+def _fresh_pool(old: EndpointPool) -> EndpointPool:
+    """After close: a new pool of the same endpoints (a reused generator starts with every server live),
+    keeping what each has learned and counted for the manifest."""
+    pool = EndpointPool(old.urls, old.concurrency)
+    for new, ep in zip(pool.endpoints, old.endpoints, strict=True):
+        new.server_seen, new.sent, new.answered, new.samples = ep.server_seen, ep.sent, ep.answered, ep.samples
+    return pool
 
 
 def prompt_text(req: GenerationRequest) -> str:

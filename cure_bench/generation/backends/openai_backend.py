@@ -27,6 +27,7 @@ from cure_bench.errors import (
 )
 from cure_bench.generation.backends._loop import Interrupted, LoopThread, drive
 from cure_bench.generation.backends._openai_async import ClientSide, WireSettings, error_message
+from cure_bench.generation.backends.endpoints import parse_base_urls
 from cure_bench.generation.backends.options import option
 from cure_bench.types import Completion, GenerationRequest, SampleCallback
 
@@ -41,11 +42,11 @@ ENDPOINTS = ("chat", "completions")
 class OpenAIOptions:
     """What the openai backend takes (``cure bench`` flags are derived from these fields)."""
 
-    base_url: str | None = option(None, "OpenAI-compatible server URL.", flag=False)
+    base_url: str | None = option(None, "OpenAI-compatible server URL, or several: URL1,URL2,...", flag=False)
     api_key: str | None = option(None, "API key.", flag=False)
     rpm: int | None = option(None, "API requests per minute at most.")
     tpm: int | None = option(None, "API tokens per minute at most.")
-    concurrency: int = option(32, "API requests in flight at most.")
+    concurrency: int = option(32, "API requests in flight at most, per server.")
     timeout: float = option(600.0, "Seconds per HTTP attempt.", flag=False)
     max_retries: int = option(8, "Retries of a failed request (429, 5xx, timeouts).", flag=False)
     endpoint: str = option(
@@ -57,6 +58,8 @@ class OpenAIOptions:
     def __post_init__(self) -> None:
         if self.endpoint not in ENDPOINTS:
             raise ConfigError(f"--endpoint must be one of: {', '.join(ENDPOINTS)} (got {self.endpoint!r})")
+        if self.base_url:
+            parse_base_urls(self.base_url)  # a malformed or duplicated list fails here, at planning time
 
     @property
     def text_prompt(self) -> bool:
@@ -67,10 +70,11 @@ class OpenAIOptions:
 class OpenAIGenerator:
     """Samples from an OpenAI-compatible server, ``n`` per request, with retries, rate limits and resume.
 
-    ``base_url`` defaults to ``OPENAI_BASE_URL`` then api.openai.com; ``api_key`` to ``OPENAI_API_KEY``
+    ``base_url`` defaults to ``OPENAI_BASE_URL`` then api.openai.com, and may list several servers of one model
+    (``"http://a:8000/v1,http://b:8000/v1"``: see ``endpoints``); ``api_key`` to ``OPENAI_API_KEY``
     (required for api.openai.com, a placeholder elsewhere). ``rpm``/``tpm``: client-side limits (see
     ``ratelimit``); ``rpm_window_s`` rescales their 60-second window (tests and benchmarks).
-    ``concurrency``: requests in flight. ``timeout``: seconds per HTTP attempt; ``max_retries``: SDK
+    ``concurrency``: requests in flight per server. ``timeout``: seconds per HTTP attempt; ``max_retries``: SDK
     retries of 429/5xx/timeouts/connection errors. ``request_n``: ask for all samples of a prompt in
     one request (falls back to one per request when the server cannot).
     """
@@ -94,16 +98,19 @@ class OpenAIGenerator:
         drain_timeout: float = 30.0,
     ) -> None:
         self.model = model
-        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL).rstrip("/")
-        _validate(model, self.base_url, rpm, tpm, concurrency, timeout, max_retries, drain_timeout)
+        given = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL).strip()
+        self.base_urls = parse_base_urls(given)
+        self.base_url = self.base_urls[0]  # the first server (readiness checks, single-server messages)
+        _validate(model, rpm, tpm, concurrency, timeout, max_retries, drain_timeout)
         self.endpoint = OpenAIOptions(endpoint=endpoint).endpoint
         self.text_prompt = self.endpoint == "completions"
         self.rpm, self.tpm, self.drain_timeout = rpm, tpm, drain_timeout
         self._settings = WireSettings(
             endpoint=self.endpoint,
             model=model,
-            base_url=self.base_url,
-            api_key=_resolve_key(api_key, self.base_url),
+            base_url=",".join(self.base_urls),
+            base_urls=self.base_urls,
+            api_key=_resolve_key(api_key, self.base_urls),
             timeout=float(timeout),
             max_retries=int(max_retries),
             concurrency=int(concurrency),
@@ -165,7 +172,7 @@ class OpenAIGenerator:
 
             if isinstance(exc, openai.APIStatusError) and exc.status_code in (400, 404, 405, 422, 501):
                 raise ConfigError(
-                    f"--endpoint completions: {redact_url(self.base_url)} refused /v1/completions for model "
+                    f"--endpoint completions: {redact_urls(self._settings.base_url)} refused /v1/completions for model "
                     f"'{self.model}' (HTTP {exc.status_code}: {error_message(exc)}); it serves chat only: "
                     "use --endpoint chat"
                 ) from None
@@ -184,7 +191,7 @@ class OpenAIGenerator:
         out: dict[str, Any] = {
             "backend": self.backend,
             "model": self.model,
-            "base_url": redact_url(self.base_url),
+            "base_url": redact_urls(self._settings.base_url),
             "endpoint": self.endpoint,
             "n_per_request": mode,
             "rpm": self.rpm,
@@ -196,6 +203,8 @@ class OpenAIGenerator:
         }
         if side.identical_prompts:
             out["identical_sample_prompts"] = side.identical_prompts
+        if len(self.base_urls) > 1:  # who answered what, and which server was dropped (and why)
+            out["endpoints"] = [e.describe(redact_url) for e in side.pool.endpoints]
         if self._settings.rpm_window_s != 60.0:
             out["rate_window_s"] = self._settings.rpm_window_s
         return out
@@ -213,7 +222,6 @@ class OpenAIGenerator:
 
 def _validate(
     model: str,
-    base_url: str,
     rpm: float | None,
     tpm: float | None,
     concurrency: int,
@@ -223,8 +231,6 @@ def _validate(
 ) -> None:
     if not model or not model.strip():
         raise ConfigError("--model is empty: name the model the server serves")
-    if urlsplit(base_url).scheme not in ("http", "https"):
-        raise ConfigError(f"--base-url '{base_url}' must start with http:// or https:// (e.g. http://host:8000/v1)")
     for flag, value in (("--rpm", rpm), ("--tpm", tpm)):
         if value is not None and value <= 0:
             raise ConfigError(f"{flag} must be > 0, got {value:g} (leave it out for no limit)")
@@ -236,11 +242,11 @@ def _validate(
         raise ConfigError(f"max_retries must be >= 0, got {max_retries}")
 
 
-def _resolve_key(api_key: str | None, base_url: str) -> str:
+def _resolve_key(api_key: str | None, base_urls: Sequence[str]) -> str:
     key = api_key or os.environ.get("OPENAI_API_KEY")
     if key:
         return key
-    if urlsplit(base_url).hostname == "api.openai.com":
+    if any(urlsplit(u).hostname == "api.openai.com" for u in base_urls):
         raise ConfigError("no API key for api.openai.com: set OPENAI_API_KEY or pass --api-key")
     return LOCAL_PLACEHOLDER_KEY
 
@@ -254,11 +260,16 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
+def redact_urls(urls: str) -> str:
+    """``redact_url`` of each URL of a comma-separated list."""
+    return ",".join(redact_url(u) for u in urls.split(","))
+
+
 def translate_error(exc: BaseException, s: WireSettings) -> CureError | None:
     """The one-line CureError for an SDK failure that survived the retries; None when it is not one."""
     import openai
 
-    url = redact_url(s.base_url)
+    url = _failed_url(exc, s)
     detail = error_message(exc)
     if isinstance(exc, openai.APITimeoutError):
         return BackendError(
@@ -296,3 +307,15 @@ def translate_error(exc: BaseException, s: WireSettings) -> CureError | None:
     if isinstance(exc, openai.OpenAIError):
         return BackendError(f"{url}: {detail}")
     return None
+
+
+def _failed_url(exc: BaseException, s: WireSettings) -> str:
+    """The server a failure came from: the request's own URL when the error carries it (several endpoints)."""
+    if len(s.urls) > 1:
+        request = getattr(exc, "request", None) or getattr(getattr(exc, "response", None), "request", None)
+        url = str(getattr(request, "url", "") or "")
+        for base in s.urls:
+            if url.startswith(base):
+                return redact_url(base)
+        return redact_urls(s.base_url)
+    return redact_url(s.base_url)
