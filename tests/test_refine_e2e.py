@@ -4,6 +4,7 @@ round metrics worked out by hand (see the comments), hidden tests never in a req
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,7 @@ class Responder:
             self.repair_answers.append(answer)
             return [answer] * n
         pool = (TESTS if "**Test Input:**" in user else CODE)[task.group(1)]
-        return pool[:n]
+        return [pool[i % len(pool)] for i in range(n)]
 
 
 def args(srv: Any, tasks: Path, out: Path, *extra: str) -> list[str]:
@@ -153,6 +154,27 @@ def test_public_feedback_adds_examples(tmp_path: Path, tasks: Path, fake_openai:
                                   "stderr_tail": "", "source": "public"}]}  # fmt: skip
     repairs = [json.dumps(r.messages) for r in srv.requests if "a - b" in json.dumps(r.messages)]
     assert len(repairs) == 1 and "Input:\\n```\\n1 1" in repairs[0]
+
+
+def test_budget_baseline_spends_the_refinement_tokens(tmp_path: Path, tasks: Path, fake_openai: Any) -> None:
+    responder = Responder()
+    srv = fake_openai(responder=responder, api_key=KEY)
+    result = CliRunner().invoke(app, args(srv, tasks, tmp_path / "run", "--rounds", "1", "--budget-baseline"))
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "run" / "summary.json").read_text())["metrics"]
+    base = metrics["budget_baseline"]
+    round0 = sum(words(a) for a in CODE["X"] + CODE["Y"])
+    spent = sum(words(a) for a in responder.repair_answers)
+    assert spent == metrics["rounds"][1]["coder_tokens"] - round0
+    extra = math.ceil(spent / (round0 / 4) / 2)
+    k = 2 + extra
+    assert base["programs_per_task"] == k and base["extra_programs_per_task"] == extra
+    # extra samples cycle the same answers: X never right; Y alternates a+b, a-b -> ceil(k/2) right
+    assert base["code_acc"] == pytest.approx(math.ceil(k / 2) / (2 * k))
+    assert base["selected_acc"] == pytest.approx(1 / 2)  # X picks n*n (passes both); Y ties -> P0 a+b
+    coder_requests = [r for r in srv.requests if "**Test Input:**" not in json.dumps(r.messages)
+                      and "repair round" not in json.dumps(r.messages)]  # fmt: skip
+    assert sorted(r.n for r in coder_requests) == [2, 2, extra, extra]  # round 0's two samples came from the cache
 
 
 @pytest.mark.parametrize(

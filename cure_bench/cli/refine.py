@@ -35,6 +35,10 @@ def refine(
     ranker: Annotated[str, typer.Option("--ranker", help="Ranker picking each round's program (registry name).")] = (
         "cure_first"
     ),
+    budget_baseline: Annotated[
+        bool,
+        typer.Option("--budget-baseline", help="Also sample plain BoN with as many coder tokens as refinement spent."),
+    ] = False,
     **flags: Any,
 ) -> None:
     """Agentic coding: programs failing generated tests are repaired from that feedback, round after round."""
@@ -49,7 +53,8 @@ def refine(
     if tester is not None:
         models["tester"] = ModelConfig(model=tester, backend=backend, base_url=base_url, api_key=api_key, options=options)
     bench = BenchConfig(command=shlex.join(["cure", *sys.argv[1:]]), **models, **_config_kwargs(flags))
-    cfg = RefineConfig(bench=bench, rounds=rounds, feedback_tests=feedback_tests, feedback=feedback, ranker=ranker)
+    cfg = RefineConfig(bench=bench, rounds=rounds, feedback_tests=feedback_tests, feedback=feedback, ranker=ranker,
+                       budget_baseline=budget_baseline)
     cfg.validate()  # before any request
     with RichProgress(err_console) as progress:
         result = run_refine(cfg, progress=progress)
@@ -65,5 +70,5 @@ def refine(
 
 
 def register(app: typer.Typer) -> None:
-    panels = {**_panels(), **dict.fromkeys(("rounds", "feedback_tests", "feedback", "ranker"), "Refinement")}
+    panels = {**_panels(), **dict.fromkeys(("rounds", "feedback_tests", "feedback", "ranker", "budget_baseline"), "Refinement")}
     app.command("refine")(cli_errors(tidy_help(refine, panels, "Other")))

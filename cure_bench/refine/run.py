@@ -29,6 +29,7 @@ class RefineConfig:
     feedback_tests: int = 3
     feedback: str = "generated"
     ranker: str = "cure_first"
+    budget_baseline: bool = False
 
     def validate(self) -> None:
         """Every bad knob fails here, before any request."""
@@ -79,10 +80,18 @@ def run_refine(cfg: RefineConfig, progress: Any = None) -> RefineResult:
     rounds = [_metrics(cfg, states, bon, spend, {"repaired": 0, "fixed": 0, "broken": 0})]
     if cfg.rounds:
         rounds += _repair_rounds(cfg, run_dir, states, bon, spend)
+    baseline = None
+    if cfg.budget_baseline:
+        from cure_bench.refine.budget import budget_baseline
+
+        spent = rounds[-1]["coder_tokens"] - tokens[0]
+        baseline = budget_baseline(cfg, states, bench.run_dir, spent, tokens[0])
     summary = dict(bench.summary)
     summary["metrics"] = {**bench.summary["metrics"], "rounds": rounds}
+    if baseline is not None:
+        summary["metrics"]["budget_baseline"] = baseline
     summary["refine"] = {"rounds": cfg.rounds, "feedback_tests": cfg.feedback_tests, "feedback": cfg.feedback,
-                         "ranker": cfg.ranker, "round0_dir": str(bench.run_dir)}  # fmt: skip
+                         "ranker": cfg.ranker, "budget_baseline": cfg.budget_baseline, "round0_dir": str(bench.run_dir)}  # fmt: skip
     trajectories = [{"task_id": s.task.task_id, "programs": s.versions} for s in states]
     atomic_write_jsonl(run_dir / rundir.SAMPLES_FILE, trajectories)
     atomic_write_json(run_dir / rundir.SUMMARY_FILE, summary)
