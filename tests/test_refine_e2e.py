@@ -116,6 +116,15 @@ def test_refine_round_metrics_equal_hand_worked(tmp_path: Path, tasks: Path, fak
         for hidden in HIDDEN_STRINGS:
             assert hidden not in text, hidden
 
+    # cure report reads a refine run: accuracy per round with CIs, and a plot
+    rep = CliRunner().invoke(app, ["report", str(out), "--json", "--resamples", "200", "--draws", "8",
+                                   "-o", str(tmp_path / "rep")])  # fmt: skip
+    assert rep.exit_code == 0, rep.output
+    per_round = json.loads(rep.stdout[rep.stdout.index("{") : rep.stdout.rindex("}") + 1])["refine_rounds"][str(out)]
+    assert [r["code_acc"]["value"] for r in per_round] == pytest.approx([1 / 4, 2 / 4, 2 / 4])
+    assert all(r["code_acc"]["ci_low"] <= r["code_acc"]["value"] <= r["code_acc"]["ci_high"] for r in per_round)
+    assert (tmp_path / "rep" / "run_rounds.png").stat().st_size > 0
+
     # re-run (what a resumed run after Ctrl-C does): nothing asked twice, even with summary.json gone
     before = srv.requests_total
     (out / "summary.json").unlink()

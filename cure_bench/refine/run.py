@@ -71,7 +71,7 @@ def run_refine(cfg: RefineConfig, progress: Any = None) -> RefineResult:
     from cure_bench.scoring.metrics import parse_bon_spec
 
     cfg.validate()
-    run_dir = Path(cfg.bench.output_dir) if cfg.bench.output_dir is not None else Path("runs") / "refine"
+    run_dir = Path(cfg.bench.output_dir) if cfg.bench.output_dir is not None else _default_dir(cfg.bench)
     bench = run_bench(replace(cfg.bench, output_dir=run_dir / "round-0"), progress=progress)
     states, tokens = _load_round0(cfg.bench, bench.run_dir, bench.tables)
     bon = parse_bon_spec(cfg.bench.bon, cfg.bench.k_code, cfg.bench.k_case)
@@ -96,6 +96,12 @@ def run_refine(cfg: RefineConfig, progress: Any = None) -> RefineResult:
     atomic_write_jsonl(run_dir / rundir.SAMPLES_FILE, trajectories)
     atomic_write_json(run_dir / rundir.SUMMARY_FILE, summary)
     return RefineResult(run_dir=run_dir, summary=summary, trajectories=trajectories)
+
+
+def _default_dir(cfg: BenchConfig) -> Path:
+    """runs/refine-<coder>-<dataset>: one directory per model and dataset, so a re-run resumes it."""
+    name = Path(cfg.dataset).stem if cfg.dataset.endswith((".json", ".jsonl")) else cfg.dataset
+    return Path("runs") / f"refine-{rundir.model_basename(cfg.coder.model)}-{rundir.slug(name)}"
 
 
 def _load_round0(cfg: BenchConfig, round_dir: Path, tables: list[TaskTable]) -> tuple[list[_TaskState], tuple[int, int]]:
