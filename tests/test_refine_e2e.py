@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -201,3 +206,39 @@ def test_bad_input_fails_before_any_request(tmp_path: Path, tasks: Path, fake_op
     assert result.exit_code != 0
     assert message in result.output and len(result.output.strip().splitlines()) == 1
     assert srv.requests_total == 0 and not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_repair_round_then_rerun_asks_nothing_twice(tmp_path: Path, tasks: Path, fake_openai: Any) -> None:
+    def slow_repairs(body: dict[str, Any]) -> float:
+        return 0.5 if "repair round" in json.dumps(body) else 0.0
+
+    srv = fake_openai(responder=Responder(), api_key=KEY, latency=slow_repairs)
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "cure_bench.cli.main", *args(srv, tasks, out, "--rounds", "2"), "--concurrency", "1"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+    def repairs() -> int:
+        return sum("repair round" in json.dumps(r.messages) for r in srv.requests)
+
+    deadline = time.time() + 60
+    while repairs() < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode != 0, stderr
+    assert not (out / "summary.json").exists()
+    first = repairs()
+    assert 2 <= first < 5
+
+    srv.latency = 0.0
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    # 3 repairs in round 1 and 2 in round 2, each asked once over both runs (an answer in flight at Ctrl-C
+    # was never stored, so it is the only one that may be asked again)
+    delivered = [r for r in srv.requests if "repair round" in json.dumps(r.messages) and r.choices]
+    assert len({json.dumps(r.messages) for r in delivered}) == 5
+    assert len(delivered) <= 6
+    rounds = json.loads((out / "summary.json").read_text())["metrics"]["rounds"]
+    assert [(r["repaired"], r["fixed"], r["broken"]) for r in rounds] == [(0, 0, 0), (3, 2, 1), (2, 1, 1)]
