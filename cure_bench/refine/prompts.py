@@ -1,6 +1,6 @@
 """The repair prompt: the problem, the current program, and the failing generated tests (never hidden ones).
 
-Follows the agentic use of a tester in CURE (arXiv 2506.03136, Sec. 4.2.3 "Application to agentic coding"):
+Follows the agentic use of a tester in CURE (arXiv 2506.03136v2: "test-time scaling and agentic coding", abstract):
 the coder sees the unit tests its program fails and rewrites it. Only generated tests (and, on request, the
 task's public examples) feed the prompt: hidden tests decide the score and must never leak into generation.
 """
