@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 IM_START = "<|im_start|>"
 IM_END = "<|im_end|>"
@@ -101,11 +102,14 @@ def _train_tokenizer(vocab_size: int):  # -> PreTrainedTokenizerFast
     return wrapped
 
 
-def build_tiny_model(directory: Path, vocab_size: int = 512, seed: int = 0) -> Path:
+def build_tiny_model(
+    directory: Path, vocab_size: int = 512, seed: int = 0, shape: dict[str, Any] | None = None
+) -> Path:
     """Write a 2-layer random Qwen2 chat model and its tokenizer into ``directory``; return it.
 
     The same ``seed`` and ``vocab_size`` give the same weights and the same tokenizer, so tests that
-    compare two runs (seeded sampling, the generation cache) see identical models.
+    compare two runs (seeded sampling, the generation cache) see identical models. ``shape`` overrides
+    Qwen2Config fields (``benchmarks/quickstart_time.py`` builds a model of Qwen2.5-0.5B's size).
     """
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
@@ -114,22 +118,23 @@ def build_tiny_model(directory: Path, vocab_size: int = 512, seed: int = 0) -> P
     directory.mkdir(parents=True, exist_ok=True)
     tokenizer = _train_tokenizer(vocab_size)
     eos_ids = [tokenizer.convert_tokens_to_ids(IM_END), tokenizer.convert_tokens_to_ids(END_OF_TEXT)]
-    config = Qwen2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
-        tie_word_embeddings=True,
+    fields: dict[str, Any] = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 2048,
+        "tie_word_embeddings": True,
         # Far above the usual 0.02: with tiny weights a random model emits one token forever, and
         # tests could not tell whether greedy outputs depend on the prompt (left padding bugs).
-        initializer_range=0.5,
-        bos_token_id=eos_ids[1],
-        eos_token_id=eos_ids[0],
-        pad_token_id=eos_ids[1],
-    )
+        "initializer_range": 0.5,
+        "bos_token_id": eos_ids[1],
+        "eos_token_id": eos_ids[0],
+        "pad_token_id": eos_ids[1],
+    }
+    config = Qwen2Config(**{**fields, **(shape or {})})
     torch.manual_seed(seed)
     model = Qwen2ForCausalLM(config).eval()
     model.generation_config = GenerationConfig(
