@@ -36,6 +36,7 @@ def _root(
 _SUBCOMMAND_MODULES = (
     "cure_bench.cli.bench",
     "cure_bench.cli.data",
+    "cure_bench.cli.refine",
     "cure_bench.cli.report",
     "cure_bench.cli.serve",
     "cure_train.cli",

@@ -1,0 +1,48 @@
+"""Per-round metrics: the bench metric keys on the round's tables, plus spend and repair counts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from cure_bench.scoring.metrics import compute_metrics, correct_programs
+from cure_bench.scoring.rankers import pick
+from cure_bench.scoring.subtables import TaskArrays
+from cure_bench.types import TaskTable
+
+
+def selected_acc(tables: Sequence[TaskTable], ranker: str) -> float | None:
+    """Share of tasks whose ranker-picked program passes every hidden test (BoN over all k programs)."""
+    hits = []
+    for table in tables:
+        arrays = TaskArrays.from_table(table)
+        if arrays is None:
+            continue
+        hits.append(bool(correct_programs(table)[pick(arrays, ranker)]))
+    return sum(hits) / len(hits) if hits else None
+
+
+def repair_counts(before: Sequence[TaskTable], after: Sequence[TaskTable], repaired: Sequence[Sequence[int]]) -> dict[str, int]:
+    """``repaired`` programs, of which ``fixed`` (hidden-wrong -> hidden-correct) and ``broken`` (the reverse)."""
+    fixed = broken = 0
+    for b, a, idx in zip(before, after, repaired, strict=True):
+        cb, ca = correct_programs(b), correct_programs(a)
+        fixed += sum(1 for i in idx if not cb[i] and ca[i])
+        broken += sum(1 for i in idx if cb[i] and not ca[i])
+    return {"repaired": sum(len(i) for i in repaired), "fixed": fixed, "broken": broken}
+
+
+def round_metrics(
+    tables: Sequence[TaskTable],
+    *,
+    bon: list[tuple[int, int]],
+    pass_at: Sequence[int],
+    protocol: str,
+    ranker: str,
+    spend: dict[str, int],
+    repairs: dict[str, int],
+) -> dict[str, Any]:
+    metrics = dict(compute_metrics(list(tables), bon=bon, pass_at=tuple(pass_at), single=False, protocol=protocol).metrics)
+    metrics["ranker"] = ranker
+    metrics["selected_acc"] = selected_acc(tables, ranker)
+    return {**metrics, **spend, **repairs}

@@ -1,0 +1,228 @@
+"""run_refine: round 0 through run_bench, then repair rounds on the same stages (prompts, cache, sandbox)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from cure_bench.config import BenchConfig
+from cure_bench.errors import ConfigError
+from cure_bench.fileio import atomic_write_json, atomic_write_jsonl
+from cure_bench.refine.prompts import Feedback, repair_prompt
+from cure_bench.refine.rounds import repair_counts, round_metrics
+from cure_bench.runs import directory as rundir
+from cure_bench.scoring.metrics import correct_programs
+from cure_bench.types import Completion, ExecJob, Task, TaskTable, TestCase, Verdict
+
+FEEDBACK_SOURCES = ("generated", "public")
+REFINE_CACHE = "refine_generations.sqlite"
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    """A bench/bon configuration plus the refinement knobs. ``bench.output_dir`` is the refine run directory."""
+
+    bench: BenchConfig
+    rounds: int = 2
+    feedback_tests: int = 3
+    feedback: str = "generated"
+    ranker: str = "cure_first"
+    budget_baseline: bool = False
+
+    def validate(self) -> None:
+        """Every bad knob fails here, before any request."""
+        from cure_bench.scoring.rankers import get_ranker
+
+        if self.rounds < 0:
+            raise ConfigError(f"--rounds must be >= 0 (got {self.rounds})")
+        if self.feedback_tests < 1:
+            raise ConfigError(f"--feedback-tests must be >= 1 (got {self.feedback_tests})")
+        if self.feedback not in FEEDBACK_SOURCES:
+            raise ConfigError(f"--feedback must be one of {', '.join(FEEDBACK_SOURCES)} (got {self.feedback!r})")
+        if self.bench.single:
+            raise ConfigError("cure refine needs generated tests: --single is not allowed")
+        try:
+            get_ranker(self.ranker)
+        except KeyError as exc:
+            raise ConfigError(f"--ranker: {exc.args[0]}") from None
+
+
+@dataclass
+class RefineResult:
+    run_dir: Path
+    summary: dict[str, Any]
+    trajectories: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _TaskState:
+    task: Task
+    programs: list[str | None]
+    tests: list[TestCase]
+    table: TaskTable
+    versions: list[list[dict[str, Any]]]  # per program: every version with its feedback and verdicts
+
+
+def run_refine(cfg: RefineConfig, progress: Any = None) -> RefineResult:
+    """Round 0 = run_bench on ``<run_dir>/round-0``; rounds 1..R repair failing programs; writes summary.json."""
+    from cure_bench.pipeline import run_bench
+    from cure_bench.scoring.metrics import parse_bon_spec
+
+    cfg.validate()
+    run_dir = Path(cfg.bench.output_dir) if cfg.bench.output_dir is not None else _default_dir(cfg.bench)
+    bench = run_bench(replace(cfg.bench, output_dir=run_dir / "round-0"), progress=progress)
+    states, tokens = _load_round0(cfg.bench, bench.run_dir, bench.tables)
+    bon = parse_bon_spec(cfg.bench.bon, cfg.bench.k_code, cfg.bench.k_case)
+    spend = {"coder_tokens": tokens[0], "tester_tokens": tokens[1], "coder_requests": len(states),
+             "tester_requests": len(states)}  # fmt: skip
+    rounds = [_metrics(cfg, states, bon, spend, {"repaired": 0, "fixed": 0, "broken": 0})]
+    if cfg.rounds:
+        rounds += _repair_rounds(cfg, run_dir, states, bon, spend)
+    baseline = None
+    if cfg.budget_baseline:
+        from cure_bench.refine.budget import budget_baseline
+
+        spent = rounds[-1]["coder_tokens"] - tokens[0]
+        baseline = budget_baseline(cfg, states, bench.run_dir, spent, tokens[0])
+    summary = dict(bench.summary)
+    summary["metrics"] = {**bench.summary["metrics"], "rounds": rounds}
+    if baseline is not None:
+        summary["metrics"]["budget_baseline"] = baseline
+    summary["refine"] = {"rounds": cfg.rounds, "feedback_tests": cfg.feedback_tests, "feedback": cfg.feedback,
+                         "ranker": cfg.ranker, "budget_baseline": cfg.budget_baseline, "round0_dir": str(bench.run_dir)}  # fmt: skip
+    trajectories = [{"task_id": s.task.task_id, "programs": s.versions} for s in states]
+    atomic_write_jsonl(run_dir / rundir.SAMPLES_FILE, trajectories)
+    atomic_write_json(run_dir / rundir.SUMMARY_FILE, summary)
+    return RefineResult(run_dir=run_dir, summary=summary, trajectories=trajectories)
+
+
+def _default_dir(cfg: BenchConfig) -> Path:
+    """runs/refine-<coder>-<dataset>: one directory per model and dataset, so a re-run resumes it."""
+    name = Path(cfg.dataset).stem if cfg.dataset.endswith((".json", ".jsonl")) else cfg.dataset
+    return Path("runs") / f"refine-{rundir.model_basename(cfg.coder.model)}-{rundir.slug(name)}"
+
+
+def _load_round0(cfg: BenchConfig, round_dir: Path, tables: list[TaskTable]) -> tuple[list[_TaskState], tuple[int, int]]:
+    """Round 0's programs, generated tests and tables, with the tasks (hidden tests) read as run_bench read them."""
+    from cure_bench.tasks.registry import load_dataset_tasks
+
+    tasks, _ = load_dataset_tasks(cfg.dataset, limit=cfg.limit, start_date=cfg.start_date, end_date=cfg.end_date,
+                                  cache_dir=cfg.cache_dir, strict=cfg.strict)  # fmt: skip
+    lines = (round_dir / rundir.SAMPLES_FILE).read_text(encoding="utf-8").splitlines()
+    rows = {r["task_id"]: r for r in map(json.loads, lines)}
+    states, coder_tokens, tester_tokens = [], 0, 0
+    for task, table in zip(tasks, tables, strict=True):
+        row = rows[task.task_id]
+        coder_tokens += sum(a.get("tokens") or 0 for a in row["code_answers"])
+        tester_tokens += sum(a.get("tokens") or 0 for a in row["test_answers"])
+        programs = list(row["programs"])
+        hidden = correct_programs(table)
+        versions = [[{"round": 0, "program": p, "feedback": [], "hidden_correct": hidden[i],
+                      "generated": [v.value for v in table.generated[i]]}] for i, p in enumerate(programs)]  # fmt: skip
+        tests = [TestCase(t["input"], t["output"]) for t in row["generated_tests"]]
+        states.append(_TaskState(task, programs, tests, table, versions))
+    return states, (coder_tokens, tester_tokens)
+
+
+def _metrics(cfg: RefineConfig, states: list[_TaskState], bon: list[tuple[int, int]], spend: dict[str, int],
+             repairs: dict[str, int]) -> dict[str, Any]:  # fmt: skip
+    return round_metrics([s.table for s in states], bon=bon, pass_at=cfg.bench.pass_at, protocol=cfg.bench.protocol,
+                         ranker=cfg.ranker, spend=dict(spend), repairs=repairs)  # fmt: skip
+
+
+def _repair_rounds(cfg: RefineConfig, run_dir: Path, states: list[_TaskState], bon: list[tuple[int, int]],
+                   spend: dict[str, int]) -> list[dict[str, Any]]:  # fmt: skip
+    """Rounds 1..R: feedback from the sandbox, one repair sample per failing program, re-judge, measure."""
+    from cure_bench.generation.cache import GenerationCache
+    from cure_bench.generation.plan import GenerationPlan, open_role, plan_roles
+    from cure_bench.generation.protocols import get_protocol
+    from cure_bench.generation.runner import generate_all
+    from cure_bench.pipeline import _judge, _load_templates
+    from cure_bench.runs.files import TaskRecord
+
+    bench = cfg.bench
+    protocol = get_protocol(bench.protocol)
+    generation = GenerationPlan.build(bench, protocol, plan_roles(bench, protocol.name), _load_templates(bench))
+    generator, _ = open_role(generation.plans["coder"])
+    params, text_prompt = generation.sampling[0].params, generation.text[0]
+    cache = GenerationCache(run_dir / REFINE_CACHE)
+    out = []
+    try:
+        for r in range(1, cfg.rounds + 1):
+            before = [s.table for s in states]
+            todo = _feedback(cfg, states)  # (state index, program index, feedback)
+            msgs = [repair_prompt(states[t].task, states[t].programs[i] or "", fb, r, text_prompt) for t, i, fb in todo]
+            answers: list[list[Completion]] = generate_all(generator, cache, [(m, 1) for m in msgs], params)
+            repaired: list[list[int]] = [[] for _ in states]
+            for (t, i, fb), got in zip(todo, answers, strict=True):
+                st = states[t]
+                st.programs[i] = protocol.extract_program(got[0].text)
+                st.versions[i].append({"round": r, "program": st.programs[i], "feedback": [f.to_json() for f in fb],
+                                       "tokens": got[0].tokens})  # fmt: skip
+                spend["coder_tokens"] += got[0].tokens or 0
+                repaired[t].append(i)
+            spend["coder_requests"] += len(todo)
+            records = [TaskRecord(task=s.task, coder_messages=(), tester_messages=None, code_answers=[],
+                                  programs=s.programs, test_answers=[], generated_tests=s.tests,
+                                  test_answer_index=list(range(len(s.tests))),
+                                  hidden_used=min(bench.max_test, len(s.task.hidden_tests))) for s in states]  # fmt: skip
+            tables, _ = _judge(bench, [s.task for s in states], records, run_dir, _NoProgress())
+            for st, table, idx in zip(states, tables, repaired, strict=True):
+                st.table = table
+                hidden = correct_programs(table)
+                for i in idx:
+                    st.versions[i][-1]["hidden_correct"] = hidden[i]
+                    st.versions[i][-1]["generated"] = [v.value for v in table.generated[i]]
+            out.append(_metrics(cfg, states, bon, spend, repair_counts(before, tables, repaired)))
+    finally:
+        cache.close()
+        generator.close()
+    return out
+
+
+class _NoProgress:
+    def start(self, stage: str, total: int) -> None:
+        pass
+
+    def advance(self, stage: str, done: int, total: int, **info: Any) -> None:
+        pass
+
+    def finish(self, stage: str) -> None:
+        pass
+
+
+def _feedback(cfg: RefineConfig, states: list[_TaskState]) -> list[tuple[int, int, list[Feedback]]]:
+    """Every program failing a generated test, with up to F failing tests re-run in the sandbox for their output."""
+    from cure_bench.sandbox import Sandbox
+
+    wanted: list[tuple[int, int, list[tuple[TestCase, str, str]]]] = []
+    for t, st in enumerate(states):
+        public = [(TestCase(e.input, e.output), "public") for e in st.task.example_tests] if cfg.feedback == "public" else []
+        for i, program in enumerate(st.programs):
+            if program is None:
+                continue
+            failing = [(st.tests[j], "generated", v.value) for j, v in enumerate(st.table.generated[i])
+                       if v is not Verdict.ACCEPTED]  # fmt: skip
+            if not failing:
+                continue  # passes every generated test: kept as it is
+            chosen = failing[: cfg.feedback_tests] + [(c, src, "") for c, src in public]
+            wanted.append((t, i, [(c, src, v) for c, src, v in chosen]))
+    jobs = [ExecJob(states[t].programs[i] or "", c.input, states[t].task.time_limit, cfg.bench.memory_limit_mb)
+            for t, i, tests in wanted for c, _, _ in tests]  # fmt: skip
+    with Sandbox(workers=cfg.bench.workers, isolation=cfg.bench.sandbox, use_cache=False) as box:
+        results = iter(box.run(jobs) if jobs else [])
+    out = []
+    for t, i, tests in wanted:
+        fb = []
+        for case, source, verdict in tests:
+            res = next(results)
+            finished = res.status.value == "ok"
+            if source == "public" and finished and res.stdout.split() == case.output.split():
+                continue  # a public example it already passes says nothing
+            fb.append(Feedback(case.input, case.output, res.stdout if finished else None,
+                               verdict or ("wrong_answer" if finished else res.status.value),
+                               res.stderr_tail, source))  # fmt: skip
+        out.append((t, i, fb))
+    return out
