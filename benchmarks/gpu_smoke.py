@@ -160,16 +160,21 @@ def stages(work: Path, results: list[dict[str, Any]]) -> None:
     colocated.write_text(yaml.safe_dump(train_config(model, tasks, work / "colocate")))
     run("plan", cli("train", str(colocated), "--plan", "--gpus", "1", "--gpu-memory", "80"), results)
     run("train colocated", cli("train", str(colocated)), results)
-    check_training(work / "colocate", 2, results)
+    log = check_training(work / "colocate", 2, results)
+    check((log[0].get("launch") or {}).get("zero_stage") is None, "colocated: no DeepSpeed in the plain launch")
 
     zero2 = work / "train-zero2.yaml"
     zero2.write_text(yaml.safe_dump(train_config(model, tasks, work / "zero2")))
     accelerate = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
                   str(ROOT / "cure_train" / "configs" / "zero2.yaml"), "--num_processes", "1",
                   "-m", "cure_bench.cli", "train", str(zero2)]  # fmt: skip
-    output = run("train ZeRO-2", accelerate, results, timeout=420)
-    check("deepspeed" in output.lower() or (work / "zero2" / "checkpoint-4").exists(), "ZeRO-2: DeepSpeed run")
-    check_training(work / "zero2", 2, results)
+    run("train ZeRO-2", accelerate, results, timeout=420)
+    log = check_training(work / "zero2", 2, results)
+    launch = log[0].get("launch") or {}
+    check(
+        launch.get("distributed") == "DEEPSPEED" and launch.get("zero_stage") == 2,
+        f"ZeRO-2: the trainer's accelerator ran DeepSpeed ZeRO stage 2 (log says {launch})",
+    )
 
     evaluated = work / "train-eval.yaml"
     evaluation = {"backend": "vllm", "k_code": 2, "k_case": 2, "bon": "2x2", "max_new_tokens": 32,

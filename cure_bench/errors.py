@@ -22,17 +22,26 @@ class CureError(Exception):
     exit_code = 1
 
 
+def row_number(index: int) -> int:
+    """The number a person reads for the row at 0-based ``index``: rows count from 1, like lines.
+
+    Attributes named ``row`` hold the 0-based index (task ids ``<file stem>/<index>`` keep upstream's
+    0-based numbering); every message and every ``--json`` field a person reads goes through here.
+    """
+    return index + 1
+
+
+def place_in_file(row: int | None, field: str | None) -> list[str]:
+    """``["row N", "field 'x'"]`` (either part absent when unknown): how every message names a place in a file."""
+    return ([f"row {row_number(row)}"] if row is not None else []) + ([f"field '{field}'"] if field is not None else [])
+
+
 class TaskFileError(CureError):
     """A task file is missing, not JSON/JSONL, or a row breaks the task schema."""
 
     def __init__(self, path: str, message: str, row: int | None = None, field: str | None = None):
-        where = str(path)
-        if row is not None:
-            where += f", row {row}"
-        if field is not None:
-            where += f", field '{field}'"
-        super().__init__(f"{where}: {message}")
-        self.path, self.row, self.field = path, row, field
+        super().__init__(", ".join([str(path), *place_in_file(row, field)]) + f": {message}")
+        self.path, self.row, self.field, self.detail = path, row, field, message
 
 
 class SkippableRowError(TaskFileError):

@@ -7,7 +7,6 @@ stopped. The library reports progress through a small ``Progress`` protocol; the
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -248,9 +247,8 @@ def _finished_run(cfg: BenchConfig, prefix: str, key: str) -> BenchResult | None
     from cure_bench.runs.reader import load_run
 
     run = load_run(run_dir)
-    summary = json.loads((run_dir / rundir.SUMMARY_FILE).read_text(encoding="utf-8"))
     log.info("this command already finished in %s: reporting it (pass --rerun to start again)", run_dir)
-    return BenchResult(run_dir=run_dir, summary=summary, tables=run.tables, records=[], reused=True)
+    return BenchResult(run_dir=run_dir, summary=run.summary, tables=run.tables, records=[], reused=True)
 
 
 def _generation_settings(cfg: BenchConfig, fingerprint: str, generation: GenerationPlan) -> dict[str, Any]:

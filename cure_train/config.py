@@ -155,6 +155,7 @@ DYNAMICS: dict[str, dict[str, Any]] = {
         "kl_reference": "step_start",
         "loss_type": "dapo",
         "drop_no_signal": True,
+        "max_trained_tokens": 8000,  # generate_max_len: answers are tokenised with truncation to 8,000 for the loss
     },
     # TRL's GRPOTrainer as it comes
     "grpo": {
@@ -164,6 +165,7 @@ DYNAMICS: dict[str, dict[str, Any]] = {
         "kl_reference": "initial",
         "loss_type": "grpo",
         "drop_no_signal": False,
+        "max_trained_tokens": 0,  # the whole answer
     },
 }
 PROMPT_FORMAT = {"cure": "raw", "grpo": "chat"}
@@ -178,6 +180,7 @@ class OptimConfig(_Section):
     adam_betas: tuple[float, float] | None = None
     kl_reference: Literal["step_start", "initial"] | None = None
     drop_no_signal: bool | None = None
+    max_trained_tokens: int | None = Field(None, ge=0)
     learning_rate: float = Field(1e-6, gt=0)
     kl_coef: float = Field(0.01, ge=0)
     loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"] | None = None

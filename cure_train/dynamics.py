@@ -16,6 +16,8 @@ AdamW (betas 0.9, 0.95) each step. This module reproduces those choices inside o
 * ``drop_no_signal``: rows of groups without signal get an all-zero completion mask, and the token normaliser of
   the ``dapo`` loss counts only the kept tokens of the update, so those rows are absent from the loss (they still
   take their place in a micro-batch: compute is not saved).
+* ``max_trained_tokens``: only the first N tokens of an answer reach the loss (upstream generates up to 10,000
+  tokens but tokenises answers for training with truncation to ``generate_max_len`` = 8,000).
 
 Every dynamics also replaces TRL's advantages by the judge's exact values (TRL's ``r - mean(group)`` assumes
 groups of consecutive rows, which the role-block order does not keep).
@@ -131,9 +133,17 @@ def trainer_class() -> type:
             local = slice(start, start + len(inputs))
             adv = batch["advantages"]
             batch["advantages"] = torch.tensor(score.advantages[local], dtype=adv.dtype, device=adv.device)
+            masked = False
             if self.cure_optim.drop_no_signal:
                 keep = torch.tensor(score.signal[local], dtype=torch.bool, device=adv.device)
                 batch["completion_mask"] = batch["completion_mask"] * keep.unsqueeze(1).to(batch["completion_mask"])
+                masked = True
+            cap = int(self.cure_optim.max_trained_tokens or 0)
+            if cap and batch["completion_mask"].size(1) > cap:
+                batch["completion_mask"] = batch["completion_mask"].clone()
+                batch["completion_mask"][:, cap:] = 0
+                masked = True
+            if masked:
                 batch["num_items_in_batch"] = self._global_tokens(batch["completion_mask"])
             if self.cure_separate:
                 batch["cure_roles"] = [row["role"] for row in inputs]

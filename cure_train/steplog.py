@@ -85,6 +85,8 @@ class CureStepCallback(TrainerCallback):
     One CURE step is ``updates_per_step`` optimizer steps (1 by default: one update over every answer of
     the step, as in the paper). ``scores`` returns the judge's statistics of the last generation batch;
     ``evaluate`` (optional) runs the bench pipeline on the current weights and returns flat metrics.
+    ``launch`` (see :func:`launch_facts`) goes into every line, so a log says how it was trained (DDP or
+    DeepSpeed and its ZeRO stage) from what the trainer's accelerator actually did, not from the config.
     """
 
     def __init__(
@@ -99,6 +101,7 @@ class CureStepCallback(TrainerCallback):
         timer: StepTimer,
         evaluate: Callable[[int], dict[str, Any]] | None = None,
         progress: TrainProgress | None = None,
+        launch: dict[str, Any] | None = None,
     ):
         self.log_path = Path(output_dir) / LOG_NAME
         self.updates_per_step = updates_per_step
@@ -109,6 +112,7 @@ class CureStepCallback(TrainerCallback):
         self.timer = timer
         self.evaluate = evaluate
         self.progress = progress or NullTrainProgress()
+        self.launch = dict(launch or {})
         self._started = time.perf_counter()
         self._pending: dict[str, Any] | None = None
         self._earlier: dict[str, Any] = {}  # TRL metrics of the step's earlier updates (update1/loss, ...)
@@ -138,6 +142,8 @@ class CureStepCallback(TrainerCallback):
         judge_s = float(stats.pop("judge_s", 0.0) or 0.0)
         step_s = time.perf_counter() - self._started
         record: dict[str, Any] = {"step": step, "update": state.global_step, **stats}
+        if self.launch:
+            record["launch"] = self.launch
         record.update(
             rollout_s=round(self.timer.rollout_s, 3),
             judge_s=round(judge_s, 3),
@@ -171,6 +177,20 @@ class CureStepCallback(TrainerCallback):
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if state.is_world_process_zero:
             self.progress.finish()
+
+
+def launch_facts(accelerator: Any) -> dict[str, Any]:
+    """How the running trainer is distributed, read from its ``accelerate.Accelerator``."""
+    kind = getattr(accelerator, "distributed_type", None)
+    facts: dict[str, Any] = {
+        "processes": int(getattr(accelerator, "num_processes", 1) or 1),
+        "distributed": str(getattr(kind, "value", kind) or "NO"),
+        "zero_stage": None,
+    }
+    plugin = getattr(getattr(accelerator, "state", None), "deepspeed_plugin", None)
+    if plugin is not None:
+        facts["zero_stage"] = int(plugin.zero_stage)
+    return facts
 
 
 def _brief(record: dict[str, Any]) -> str:

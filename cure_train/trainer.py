@@ -230,7 +230,7 @@ def build_trainer(
     from transformers import AutoTokenizer
 
     from cure_train.evaluation import make_evaluator
-    from cure_train.steplog import CureStepCallback
+    from cure_train.steplog import CureStepCallback, launch_facts
 
     # the same process-group set-up TrainingArguments makes (on CPU, PartialState() alone would not see torchrun's
     # processes and would count 1)
@@ -269,6 +269,7 @@ def build_trainer(
             timer=timer,
             evaluate=evaluate,
             progress=progress,
+            launch=launch_facts(trainer.accelerator),
         )
     )
     trainer.cure_judge = judge

@@ -158,7 +158,7 @@ def test_bad_dataset_inputs_give_one_line_errors(tmp_path, fake_openai, setup, m
     assert "Traceback" not in result.output
     assert not (out / "summary.json").exists()
     if setup == "no_question":
-        assert "row 1" in result.output
+        assert "row 2" in result.output
 
 
 def test_row_without_hidden_tests_is_left_out_and_counted_unless_strict(tmp_path, fake_openai):
@@ -173,7 +173,7 @@ def test_row_without_hidden_tests_is_left_out_and_counted_unless_strict(tmp_path
     summary = json.loads((out / "summary.json").read_text())
     assert_expected_metrics(summary["metrics"])  # D is in no metric: the numbers are those of A, B, C
     counts = summary["counts"]
-    assert counts["skipped_tasks"] == [{"task_id": "D", "row": 1, "reason": "no hidden tests", "field": "test_input"}]
+    assert counts["skipped_tasks"] == [{"task_id": "D", "row": 2, "reason": "no hidden tests", "field": "test_input"}]
     assert counts["skipped_tasks_by_reason"] == {"no hidden tests": 1}
     assert summary["run"]["dataset"]["n_tasks"] == 3 and summary["run"]["dataset"]["skipped"] == 1
     assert summary["run"]["dataset"]["strict"] is False and summary["run"]["dataset"]["source"] == "local file"
@@ -184,7 +184,7 @@ def test_row_without_hidden_tests_is_left_out_and_counted_unless_strict(tmp_path
     strict_out = tmp_path / "strict"
     refused = invoke(*bench_args(srv, tasks, strict_out, "--strict"))
     assert refused.exit_code == 1
-    assert "row 1, field 'test_input': is empty" in refused.output and "without --strict" in refused.output
+    assert "row 2, field 'test_input': is empty" in refused.output and "without --strict" in refused.output
     assert "Traceback" not in refused.output and not (strict_out / "summary.json").exists()
 
 

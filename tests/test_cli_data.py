@@ -79,15 +79,15 @@ def test_validate_ok_and_problems(tmp_path: Path) -> None:
     bad.write_text("".join(json.dumps(r) + "\n" for r in rows))
     result = runner.invoke(app, ["data", "validate", str(bad)], env={"COLUMNS": "250"})
     assert result.exit_code == 1
-    assert "row 0, field 'question': expected a string" in result.output
-    assert "row 1, field 'test_time_limit': must be a number > 0" in result.output
-    assert "row 1, field 'test_input': missing" in result.output and "left out: no hidden tests" in result.output
+    assert "row 1, field 'question': expected a string" in result.output
+    assert "row 2, field 'test_time_limit': must be a number > 0" in result.output
+    assert "row 2, field 'test_input': missing" in result.output and "left out: no hidden tests" in result.output
     assert "2 problem(s)" in result.output
     as_json = runner.invoke(app, ["data", "validate", str(bad), "--json"])
     assert as_json.exit_code == 1
     report = json.loads(as_json.output)
-    assert [(p["row"], p["field"]) for p in report["problems"]] == [(0, "question"), (1, "test_time_limit")]
-    assert [(p["row"], p["field"], p["reason"]) for p in report["warnings"]] == [(1, "test_input", "no hidden tests")]
+    assert [(p["row"], p["field"]) for p in report["problems"]] == [(1, "question"), (2, "test_time_limit")]
+    assert [(p["row"], p["field"], p["reason"]) for p in report["warnings"]] == [(2, "test_input", "no hidden tests")]
 
 
 def test_validate_rows_a_run_leaves_out_are_warnings_unless_strict(tmp_path: Path) -> None:
@@ -103,11 +103,11 @@ def test_validate_rows_a_run_leaves_out_are_warnings_unless_strict(tmp_path: Pat
     report = json.loads(runner.invoke(app, ["data", "validate", str(path), "--json"]).output)
     assert report["ok"] and report["problems"] == [] and report["skipped"] == 2
     assert [w["reason"] for w in report["warnings"]] == ["no hidden tests", "no question"]
-    assert [(w["row"], w["field"]) for w in report["warnings"]] == [(2, "test_input"), (3, "question")]
+    assert [(w["row"], w["field"]) for w in report["warnings"]] == [(3, "test_input"), (4, "question")]
     strict = runner.invoke(app, ["data", "validate", str(path), "--strict", "--json"])
     assert strict.exit_code == 1
     report = json.loads(strict.output)
-    assert not report["ok"] and [p["row"] for p in report["problems"]] == [2, 3] and report["warnings"] == []
+    assert not report["ok"] and [p["row"] for p in report["problems"]] == [3, 4] and report["warnings"] == []
 
 
 def test_validate_missing_file(tmp_path: Path) -> None:
@@ -215,3 +215,17 @@ def test_convert_bad_flags(tmp_path: Path, extra: list[str], fragment: str) -> N
     )
     assert result.exit_code == 1 and fragment in result.output and "Traceback" not in result.output
     assert not (tmp_path / "o.json").exists()
+
+
+def test_validate_row_numbers_are_line_numbers_in_jsonl(tmp_path: Path) -> None:
+    """Rows count from 1 like lines: in a JSONL file without blank lines, row N is line N."""
+    rows = _rows(3)
+    rows[2]["test_time_limit"] = -1
+    path = tmp_path / "t.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = runner.invoke(app, ["data", "validate", str(path), "--json"])
+    assert result.exit_code == 1
+    [problem] = json.loads(result.output)["problems"]
+    assert (problem["row"], problem["field"]) == (3, "test_time_limit")
+    bad_line = path.read_text().splitlines()[problem["row"] - 1]
+    assert json.loads(bad_line)["test_time_limit"] == -1

@@ -272,10 +272,10 @@ def test_rows_left_out_are_on_the_resolved_dataset_within_window_and_limit(tmp_p
     assert [t.task_id for t in tasks] == ["p1", "p3"]
     assert [(s.task_id, s.reason) for s in resolved.skipped] == [("p2", "no hidden tests")]
     assert resolved.skip_counts() == {
-        "skipped_tasks": [{"task_id": "p2", "row": 2, "reason": "no hidden tests", "field": "test_input"}],
+        "skipped_tasks": [{"task_id": "p2", "row": 3, "reason": "no hidden tests", "field": "test_input"}],
         "skipped_tasks_by_reason": {"no hidden tests": 1},
     }
     _, first_two = load_dataset_tasks("lcb", cache_dir=tmp_path, limit=1)  # stops before row 2 is read
     assert [s.task_id for s in first_two.skipped] == ["p0"]
-    with pytest.raises(TaskFileError, match="row 0, field 'test_input': is empty"):
+    with pytest.raises(TaskFileError, match="row 1, field 'test_input': is empty"):
         load_dataset_tasks("lcb", cache_dir=tmp_path, strict=True)

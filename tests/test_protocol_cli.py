@@ -69,4 +69,17 @@ def test_table_says_in_one_line_how_many_tasks_the_protocol_left_out() -> None:
 def test_table_formats_each_metric_as_the_catalogue_says() -> None:
     summary = {"run": {}, "metrics": {"code_acc": 0.123456, "mean_code_response_tokens": 812.25}, "counts": {}}
     text = _render(summary)
-    assert "0.1235" in text and "812.2" in text and "812.2500" not in text
+    assert "12.3%" in text and "812.2" in text and "812.2500" not in text and "0.1235" not in text
+
+
+def test_table_shows_shares_as_the_report_does() -> None:
+    """The terminal table and report.md print one number the same way (a percentage to one place)."""
+    from cure_bench.analysis.bootstrap import Interval
+    from cure_bench.analysis.report import fmt
+
+    result = compute_metrics(ALL, bon=CELLS, protocol="cure")
+    summary = {"run": {"protocol": {"name": "cure"}}, **result.to_json()}
+    code_acc = summary["metrics"]["code_acc"]
+    text = _render(summary)
+    assert f"{fmt(Interval(code_acc, None, None, 5))}%" in text
+    assert f"{100 * code_acc:.1f}%" in text and f"{code_acc:.4f}" not in text

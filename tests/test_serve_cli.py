@@ -58,7 +58,7 @@ def test_defaults_bind_loopback_and_token_comes_from_env(captured: dict[str, Any
     result = invoke("--tester", "gpt-4o-mini", env={"CURE_AUTH_TOKEN": "from-env"})
     assert result.exit_code == 0, result.output
     config: ServeConfig = captured["config"]
-    assert (config.host, config.port, config.k_case, config.auth_token) == ("127.0.0.1", 8000, 16, "from-env")
+    assert (config.host, config.port, config.k_case, config.auth_token) == ("127.0.0.1", 8765, 16, "from-env")
     assert config.request_timeout_s == 300.0 and config.sandbox == "auto"
 
 

@@ -74,7 +74,7 @@ def test_no_recipe_uses_flags_openrlhf_removed() -> None:
 
 def test_openrlhf_recipe(open_live: str) -> None:
     url_recipe, file_recipe, curl = blocks("openrlhf.md", "bash")
-    assert "--reward.remote_url http://127.0.0.1:8000/get_reward" in url_recipe
+    assert "--reward.remote_url http://127.0.0.1:8765/get_reward" in url_recipe
     assert "--data.label_key problem" in url_recipe
     command = re.search(r"\"\$\((python -c '[^']*')\)\"", file_recipe)
     assert command is not None
@@ -94,7 +94,7 @@ def test_verl_09_recipe(live: Any) -> None:
     (recipe,) = blocks("verl.md", "bash")
     settings = dict(re.findall(r"\+?reward\.custom_reward_function\.([\w.]+)=(\S+)", recipe))
     reward_kwargs = {k.removeprefix("reward_kwargs."): v for k, v in settings.items() if k.startswith("reward_kwargs.")}
-    assert reward_kwargs.pop("url") == "http://127.0.0.1:8000"
+    assert reward_kwargs.pop("url") == "http://127.0.0.1:8765"
     reward_kwargs = {k: yaml.safe_load(v) for k, v in reward_kwargs.items()}  # hydra's parsing: true -> True
     fn = verl_custom_reward_fn(settings["path"], settings["name"], {**reward_kwargs, "url": live.url, "token": TOKEN})
     assert inspect.iscoroutinefunction(fn)
@@ -128,7 +128,7 @@ def test_verl_batch_manager_recipe(live: Any) -> None:
 
 def test_slime_recipes(open_live: str, live: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     remote, curl, custom = blocks("slime.md", "bash")
-    assert "--rm-type remote_rm --rm-url http://127.0.0.1:8000/get_reward" in remote
+    assert "--rm-type remote_rm --rm-url http://127.0.0.1:8765/get_reward" in remote
     path, body = curl_body(curl)
     answer = httpx.post(open_live + path, json=body, timeout=60).json()
     assert answer["reward"] == 1.0 and answer["num_tests"] == 4
@@ -146,7 +146,7 @@ def test_trl_recipe(live: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     build, train = blocks("trl.md", "python")
     monkeypatch.setenv(cure_transport.TOKEN_ENV, TOKEN)
     namespace: dict[str, Any] = {}
-    exec(build.replace("http://127.0.0.1:8000", live.url), namespace)  # the recipe as written, our server's port
+    exec(build.replace("http://127.0.0.1:8765", live.url), namespace)  # the recipe as written, our server's port
     reward = namespace["reward"]
     assert inspect.iscoroutinefunction(reward) and reward.__name__ == "cure_tests"
     got = asyncio.run(reward(prompts=["p", "p"], completions=[ADD, DOUBLE], problem=[ADD_PROBLEM, DOUBLE_PROBLEM]))

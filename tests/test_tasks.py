@@ -76,12 +76,12 @@ def test_defaults_and_optional_examples(tmp_path: Path) -> None:
 
 
 def test_limit_stops_early_and_zero_is_empty(tmp_path: Path) -> None:
-    # row 3 is broken: with limit=2 it is never read, without a limit it raises
+    # the fourth row (row 4) is broken: with limit=2 it is never read, without a limit it raises
     rows: list[object] = [_row(0), _row(1), _row(2), {"question": 3}]
     path = _write_json(tmp_path / "t.json", rows)
     assert [t.task_id for t in load_tasks(path, limit=2)] == ["t/0", "t/1"]
     assert load_tasks(path, limit=0) == []
-    with pytest.raises(TaskFileError, match="row 3, field 'question'"):
+    with pytest.raises(TaskFileError, match="row 4, field 'question'"):
         load_tasks(path)
 
 
@@ -109,13 +109,13 @@ def test_malformed_json_array_names_row_line_and_column(tmp_path: Path) -> None:
     with pytest.raises(TaskFileError) as info:
         load_tasks(path)
     msg = str(info.value)
-    assert str(path) in msg and "row 0" in msg and "line 5, column 5" in msg and "malformed JSON" in msg
+    assert str(path) in msg and "row 1" in msg and "line 5, column 5" in msg and "malformed JSON" in msg
 
 
 def test_malformed_jsonl_names_line(tmp_path: Path) -> None:
     path = tmp_path / "bad.jsonl"
     path.write_text(json.dumps(_row(0)) + "\n\n" + '{"question": "x",\n')
-    with pytest.raises(TaskFileError, match=r"row 1: malformed JSON at line 3, column"):
+    with pytest.raises(TaskFileError, match=r"row 2: malformed JSON at line 3, column"):
         load_tasks(path)
 
 
@@ -134,7 +134,7 @@ def test_truncated_array(tmp_path: Path) -> None:
 
 
 def test_row_not_an_object(tmp_path: Path) -> None:
-    with pytest.raises(TaskFileError, match="row 1: expected a JSON object, got an array"):
+    with pytest.raises(TaskFileError, match="row 2: expected a JSON object, got an array"):
         load_tasks(_write_json(tmp_path / "t.json", [_row(0), [1, 2]]))
 
 

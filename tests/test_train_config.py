@@ -246,3 +246,68 @@ def test_rollout_engine_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
     assert parse_config({**MINIMAL, "rollout": {"backend": "hf"}}).rollout_engine == "hf"  # asked for
     monkeypatch.setattr(config, "_cuda_available", lambda: False)
     assert parse_config(MINIMAL).resolved_device == "cpu" and parse_config(MINIMAL).use_bf16 is False
+
+
+def test_importance_sampling_correction_is_configured_and_logged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TRL's vLLM importance-sampling correction follows the config, and its metrics reach train_log.jsonl."""
+    from cure_train import config
+    from cure_train.steplog import CureStepCallback, StepTimer, read_log
+
+    monkeypatch.setattr(config, "_cuda_available", lambda: True)
+    monkeypatch.setattr(config, "_has_module", lambda name: True)
+    rollout = {"k_code": 4, "k_case": 4, "n_tasks_per_step": 2, "vllm_importance_sampling_mode": "token_truncate"}
+    rollout["vllm_importance_sampling_cap"] = 2.0
+    NO_BF16 = {"optim": {"bf16": False}}  # the machine running the test has no GPU for TrainingArguments' bf16
+    cfg = parse_config({**MINIMAL, "output_dir": str(tmp_path), "eval_dataset": None, "rollout": rollout, **NO_BF16})
+    args = grpo_args(cfg, plan_batches(cfg, 1))
+    assert args.use_vllm is True and args.vllm_importance_sampling_correction is True
+    assert (args.vllm_importance_sampling_mode, args.vllm_importance_sampling_clip_max) == ("token_truncate", 2.0)
+    off = parse_config({**MINIMAL, "eval_dataset": None, "rollout": {"vllm_importance_sampling": False}, **NO_BF16})
+    assert grpo_args(off, plan_batches(off, 1)).vllm_importance_sampling_correction is False
+
+    class State:
+        global_step = 1
+        is_world_process_zero = True
+
+    class Control:
+        should_save = False
+
+    callback = CureStepCallback(
+        tmp_path,
+        updates_per_step=1,
+        total_steps=5,
+        save_interval=5,
+        eval_interval=0,
+        scores=lambda: {},
+        timer=StepTimer(),
+    )
+    callback.on_step_end(None, State(), Control())
+    metrics = {"sampling/importance_sampling_ratio/mean": 0.97, "sampling/sampling_logp_difference/max": 0.4}
+    callback.on_log(None, State(), Control(), logs={**metrics, "not_a_logged_key": 1.0})
+    (row,) = read_log(tmp_path / "train_log.jsonl")
+    assert {k: row[k] for k in metrics} == metrics and "not_a_logged_key" not in row
+
+
+def test_cure_dynamics_train_on_raw_prompts_with_one_public_example() -> None:
+    """The authors' training prompts: pseudo-ChatML strings (not the chat template), the tester shown 1 example."""
+    from cure_bench.types import Task, TestCase
+    from cure_train.data import CODE, TEST, build_rows
+    from cure_train.trainer import prompt_settings
+
+    task = Task(
+        task_id="t0",
+        question="Read two integers and print their sum.",
+        time_limit=2.0,
+        example_tests=[TestCase("1 1\n", "2\n"), TestCase("40 2\n", "42\n")],
+        hidden_tests=[TestCase("1 2\n", "3\n")],
+    )
+    cure = build_rows([task], prompt_settings(parse_config(MINIMAL)))
+    assert [row["role"] for row in cure] == [CODE, TEST]
+    assert all(isinstance(row["prompt"], str) and row["prompt"].startswith("<|im_start|>") for row in cure)
+    assert all(row["prompt"].rstrip().endswith("Assistant:") for row in cure)
+    tester = cure[1]["prompt"]
+    assert "1 1" in tester and "40 2" not in tester  # max_examples 1: only the first public example
+    grpo = build_rows([task], prompt_settings(parse_config({**MINIMAL, "optim": {"dynamics": "grpo"}})))
+    assert all(isinstance(row["prompt"], list) and row["prompt"][-1]["role"] == "user" for row in grpo)

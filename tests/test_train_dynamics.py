@@ -141,3 +141,16 @@ def test_grpo_dynamics_keep_trl_behaviour(tiny_model_dir: Path, tmp_path: Path) 
             if q == SQUARE
         ]
     )
+
+
+def test_cure_dynamics_train_on_the_first_tokens_only(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """max_trained_tokens (upstream's generate_max_len): mask positions past the cap reach neither loss nor count."""
+    trainer, calls, _ = _run(tiny_model_dir, tmp_path, **{"optim.max_trained_tokens": 2})
+
+    longest = max(max(_lengths(trainer, SUM, role)) for role in (CODE, TEST))
+    assert longest > 2  # the cap really cuts answers
+    kept = [n for call in calls for (q, _, _), n in zip(call["rows"], call["mask"], strict=True) if q == SUM]
+    assert kept and all(n == 2 for n in kept)
+    for first in (0, 2, 4, 6):
+        pair = calls[first : first + 2]
+        assert pair[0]["num_items"] == 2 * sum(n for call in pair for n in call["mask"])

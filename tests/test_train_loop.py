@@ -116,6 +116,7 @@ def test_two_steps_then_resume_for_a_third(tiny_model_dir: Path, tmp_path: Path)
         assert set(row) >= LOG_KEYS
         assert row["n_tasks"] == 2 and 0.0 <= row["code_reward_mean"] <= 1.0
         assert row["rollout_s"] > 0 and row["update_s"] > 0
+        assert row["launch"] == {"processes": 1, "distributed": "NO", "zero_stage": None}
     assert (out / "checkpoint-2").is_dir() and (out / "train_config.yaml").exists()
     model = AutoModelForCausalLM.from_pretrained(out / "checkpoint-4")
     tokenizer = AutoTokenizer.from_pretrained(out / "checkpoint-4")
@@ -288,3 +289,21 @@ def test_ctrl_c_names_the_checkpoint_to_resume_from(tiny_model_dir: Path, tmp_pa
     with pytest.raises(RunInterrupted, match=r"interrupted at step 1; the last checkpoint is .*checkpoint-2: re-run"):
         run_training(tiny_config(tiny_model_dir, tasks, out, total_steps=3), rollout_func=interrupted_on_second_step)
     assert [row["step"] for row in read_log(out / "train_log.jsonl")] == [1]
+
+
+def test_launch_facts_name_deepspeed_and_its_zero_stage() -> None:
+    """The log's `launch` comes from the accelerator that ran, so a DeepSpeed launch is told from a plain one."""
+    from types import SimpleNamespace
+
+    from accelerate.utils import DistributedType
+
+    from cure_train.steplog import launch_facts
+
+    deepspeed = SimpleNamespace(
+        num_processes=8,
+        distributed_type=DistributedType.DEEPSPEED,
+        state=SimpleNamespace(deepspeed_plugin=SimpleNamespace(zero_stage=2)),
+    )
+    assert launch_facts(deepspeed) == {"processes": 8, "distributed": "DEEPSPEED", "zero_stage": 2}
+    ddp = SimpleNamespace(num_processes=2, distributed_type=DistributedType.MULTI_GPU, state=SimpleNamespace())
+    assert launch_facts(ddp) == {"processes": 2, "distributed": "MULTI_GPU", "zero_stage": None}

@@ -52,9 +52,9 @@ def display_names(analyses: Sequence[RunAnalysis]) -> list[str]:
 def fmt(iv: Interval | None) -> str:
     if iv is None or iv.value is None:
         return "n/a"
-    text = f"{100 * iv.value:.1f}"
+    text = catalogue.shown(iv.value)
     if iv.low is not None and iv.high is not None:
-        text += f" [{100 * iv.low:.1f}, {100 * iv.high:.1f}]"
+        text += f" [{catalogue.shown(iv.low)}, {catalogue.shown(iv.high)}]"
     return text
 
 

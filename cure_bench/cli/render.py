@@ -11,11 +11,10 @@ from cure_bench.scoring.metrics import protocol_of
 
 
 def _fmt(value: Any, fmt: catalogue.Format = catalogue.Format.RATIO) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:.1f}" if fmt is catalogue.Format.TOKENS else f"{value:.4f}"
-    return str(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        text = catalogue.shown(float(value), fmt)
+        return text if fmt is catalogue.Format.TOKENS else f"{text}%"
+    return catalogue.shown(None) if value is None else str(value)
 
 
 def dropped_line(summary: dict[str, Any]) -> str | None:

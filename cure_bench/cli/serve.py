@@ -9,6 +9,7 @@ import typer
 
 from cure_bench.cli.common import cli_errors, err_console, setup_logging
 from cure_bench.generation.backends import backend_help
+from cure_bench.serve.config import DEFAULT_PORT
 
 
 def register(app: typer.Typer) -> None:
@@ -32,7 +33,7 @@ def reward_serve(
     host: Annotated[
         str, typer.Option("--host", help="Interface to bind; 127.0.0.1 keeps it on this machine.")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
+    port: Annotated[int, typer.Option("--port", help="TCP port.")] = DEFAULT_PORT,
     auth_token: Annotated[
         str | None,
         typer.Option(

@@ -49,6 +49,7 @@ class RunData:
     variant: str | None = None  # the rescore name when loaded from summary.rescore-<name>.json
     typed_manifest: Manifest = field(default_factory=Manifest)  # ``manifest`` as checked by the schema
     schema_version: int = SCHEMA_VERSION
+    summary: dict[str, Any] = field(default_factory=dict)  # the summary file as read, every key kept
 
     @property
     def tables(self) -> list[TaskTable]:
@@ -239,4 +240,5 @@ def load_run(run_dir: str | Path) -> RunData:
         schema_version=summary.schema_version,
         tasks=tasks,
         variant=rescore,
+        summary=data,
     )

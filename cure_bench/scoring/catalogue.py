@@ -22,10 +22,18 @@ Contribution = tuple[float, float]
 
 
 class Format(StrEnum):
-    """How a value is shown: a share in [0, 1] (printed to 4 places, or as % in the report) or a token count."""
+    """How a value is shown: a share in [0, 1] (a percentage, as in the paper) or a token count."""
 
     RATIO = "ratio"
     TOKENS = "tokens"
+
+
+def shown(value: float | None, fmt: Format = Format.RATIO) -> str:
+    """A value as people read it everywhere (terminal table, report.md): shares as percentages to one place,
+    like the paper's tables; token counts to one place. Full precision lives in summary.json/analysis.json."""
+    if value is None:
+        return "n/a"
+    return f"{value:.1f}" if fmt is Format.TOKENS else f"{100 * value:.1f}"
 
 
 @dataclass(frozen=True)

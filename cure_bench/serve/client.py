@@ -12,7 +12,7 @@ verl::
 
 TRL::
 
-    GRPOTrainer(..., reward_funcs=[make_trl_reward_func("http://127.0.0.1:8000")])
+    GRPOTrainer(..., reward_funcs=[make_trl_reward_func("http://127.0.0.1:8765")])
 
 slime::
 

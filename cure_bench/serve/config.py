@@ -16,6 +16,10 @@ from cure_bench.types import SamplingParams
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
+DEFAULT_PORT = 8765
+"""Not 8000: that is where vLLM's and SGLang's OpenAI servers listen by default, and the tester is
+often served by one on the same machine."""
+
 
 def default_cache_dir() -> Path:
     """``reward-serve/`` under the cache root (``$CURE_CACHE_DIR``, default ``~/.cache/cure``)."""
@@ -32,7 +36,7 @@ class ServeConfig:
     api_key: str | None = field(default=None, metadata={"help": "API key of the tester server [--api-key]"})
     k_case: int = field(default=16, metadata={"help": "tester samples (tests) per problem [--k-case]"})
     host: str = field(default="127.0.0.1", metadata={"help": "interface to bind [--host]"})
-    port: int = field(default=8000, metadata={"help": "TCP port [--port]"})
+    port: int = field(default=DEFAULT_PORT, metadata={"help": "TCP port [--port]"})
     auth_token: str | None = field(default=None, metadata={"help": "Bearer token required by the API [--auth-token]"})
     cache_dir: Path | None = field(default=None, metadata={"help": "cache directory; None = default [--cache-dir]"})
     persist: bool = field(default=True, metadata={"help": "keep the test cache in SQLite (False: memory only)"})

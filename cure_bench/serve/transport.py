@@ -1,6 +1,6 @@
 """The HTTP side of the trainer clients: where the server is, the request body, retries, one pooled client.
 
-Where the server is: the ``url`` argument, else ``$CURE_REWARD_URL`` (e.g. ``http://127.0.0.1:8000``); the
+Where the server is: the ``url`` argument, else ``$CURE_REWARD_URL`` (e.g. ``http://127.0.0.1:8765``); the
 token: ``token``, else ``$CURE_AUTH_TOKEN``. A problem is named by its text or by a JSON object with
 ``problem`` and/or ``task_id`` (the same rule as /get_reward's labels), so one dataset column works for
 every trainer.
@@ -33,7 +33,7 @@ def resolve_url(url: str | None) -> str:
     """The server's base URL: the argument, else $CURE_REWARD_URL (a trailing /v1/score etc. is cut off)."""
     value = url or os.environ.get(URL_ENV)
     if not value:
-        raise ConfigError(f"no reward server URL: pass url=... or set {URL_ENV} (e.g. http://127.0.0.1:8000)")
+        raise ConfigError(f"no reward server URL: pass url=... or set {URL_ENV} (e.g. http://127.0.0.1:8765)")
     value = value.rstrip("/")
     for suffix in ("/v1/score", "/get_reward"):
         if value.endswith(suffix):

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from cure_bench.errors import SkippableRowError, TaskFileError
+from cure_bench.errors import SkippableRowError, TaskFileError, place_in_file, row_number
 from cure_bench.tasks.schema import (
     DEFAULT_TIME_LIMIT,
     SCHEMA_FIELDS,
@@ -190,7 +190,7 @@ def _iter_array(path: Path, fh: TextIO) -> Iterator[tuple[int, Any]]:
         if sep == "]":
             return _expect_end(s, index)
         what = "end of file" if sep == "" else repr(sep)
-        raise s.error(f"expected ',' or ']' after row {index - 1}, found {what}", row=index)
+        raise s.error(f"expected ',' or ']' after row {row_number(index - 1)}, found {what}", row=index)
 
 
 def _decode_value(s: _ArrayStream, index: int) -> Any:
@@ -234,7 +234,7 @@ def iter_tasks(path: str | Path, *, strict: bool = False, on_skip: OnSkip | None
             task = row_to_task(data, path=path, row=index)
         except SkippableRowError as exc:
             if strict:
-                raise TaskFileError(str(path), _bare_message(exc) + STRICT_HINT, row=exc.row, field=exc.field) from None
+                raise TaskFileError(str(path), exc.detail + STRICT_HINT, row=exc.row, field=exc.field) from None
             skipped = SkippedRow(row_task_id(data, Path(path).stem, index), index, exc.reason, exc.field, str(exc))
             logger.debug("%s: left out (%s)", exc, exc.reason)
             if on_skip is not None:
@@ -291,15 +291,12 @@ class Problem:
         return "warning" if self.skip_reason else "error"
 
     def __str__(self) -> str:
-        where = []
-        if self.row is not None:
-            where.append(f"row {self.row}")
-        if self.field is not None:
-            where.append(f"field '{self.field}'")
+        where = place_in_file(self.row, self.field)
         return f"{', '.join(where)}: {self.message}" if where else self.message
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"row": self.row, "field": self.field, "message": self.message}
+        row = None if self.row is None else row_number(self.row)
+        out: dict[str, Any] = {"row": row, "field": self.field, "message": self.message}
         if self.skip_reason:
             out["reason"] = self.skip_reason
         return out
@@ -338,19 +335,9 @@ class ValidationReport:
 def _row_problems(path: str, row: int, data: dict[str, Any]) -> list[Problem]:
     """All schema problems of one row (each field checked on its own, so none hides another)."""
     return [
-        Problem(_bare_message(exc), row=row, field=exc.field, skip_reason=getattr(exc, "reason", None))
+        Problem(exc.detail, row=row, field=exc.field, skip_reason=getattr(exc, "reason", None))
         for exc in check_row(path, row, data)
     ]
-
-
-def _bare_message(exc: TaskFileError) -> str:
-    """The message without the "path, row N, field 'x': " prefix (the report prints those itself)."""
-    prefix = str(exc.path)
-    if exc.row is not None:
-        prefix += f", row {exc.row}"
-    if exc.field is not None:
-        prefix += f", field '{exc.field}'"
-    return str(exc)[len(prefix) + 2 :]
 
 
 def validate_task_file(path: str | Path, *, strict: bool = False) -> ValidationReport:
@@ -376,11 +363,11 @@ def validate_task_file(path: str | Path, *, strict: bool = False) -> ValidationR
             task_id = row_task_id(data, Path(p).stem, index)
             if task_id in ids:
                 report.problems.append(
-                    Problem(f"duplicate task id {task_id!r} (first at row {ids[task_id]})", row=index)
+                    Problem(f"duplicate task id {task_id!r} (first at row {row_number(ids[task_id])})", row=index)
                 )
             ids.setdefault(task_id, index)
     except TaskFileError as exc:
-        report.problems.append(Problem(_bare_message(exc), row=exc.row, field=exc.field))
+        report.problems.append(Problem(exc.detail, row=exc.row, field=exc.field))
     if report.n_rows == 0 and not report.problems:
         report.problems.append(Problem("the file holds no tasks"))
     elif report.n_rows and not report.n_valid and not report.errors:

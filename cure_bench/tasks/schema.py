@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cure_bench.errors import SkippableRowError, TaskFileError
+from cure_bench.errors import SkippableRowError, TaskFileError, row_number
 from cure_bench.types import Task, TestCase
 
 __all__ = [
@@ -61,7 +61,7 @@ class SkippedRow:
     message: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"task_id": self.task_id, "row": self.row, "reason": self.reason, "field": self.field}
+        return {"task_id": self.task_id, "row": row_number(self.row), "reason": self.reason, "field": self.field}
 
 
 def json_type(value: Any) -> str:
