@@ -175,6 +175,7 @@ def rich_differences(report: Report) -> list[Any]:
 
 def write_report_files(report: Report, out: Path) -> list[Path]:
     from cure_bench.analysis import plots
+    from cure_bench.analysis.html import build_html
 
     out.mkdir(parents=True, exist_ok=True)
     files: list[Path] = []
@@ -198,7 +199,9 @@ def write_report_files(report: Report, out: Path) -> list[Path]:
     atomic_write_json(json_path, report_json(report))
     md_path = out / "report.md"
     atomic_write_text(md_path, render_markdown(report, figures, bars, json_path))
-    return [*files, json_path, md_path]
+    html_path = out / "report.html"
+    atomic_write_text(html_path, build_html(report, figures, bars))
+    return [*files, json_path, md_path, html_path]
 
 
 def _bar_names(report: Report) -> list[str]:

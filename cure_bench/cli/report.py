@@ -20,7 +20,7 @@ Runs = Annotated[
 ]
 Out = Annotated[
     Path | None,
-    typer.Option("--out", "-o", help="Write report.md, PNG plots and analysis.json into this directory."),
+    typer.Option("--out", "-o", help="Write report.md, report.html, PNG plots and analysis.json into this directory."),
 ]
 Resamples = Annotated[int, typer.Option("--resamples", help="Bootstrap resamples of tasks for the CIs.", min=10)]
 Seed = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap and of Monte-Carlo BoN draws.")]
