@@ -143,8 +143,27 @@ def test_rounds_zero_is_bench(tmp_path: Path, tasks: Path, fake_openai: Any) -> 
     srv = fake_openai(responder=Responder(), api_key=KEY)
     result = CliRunner().invoke(app, args(srv, tasks, tmp_path / "refine", "--rounds", "0"))
     assert result.exit_code == 0, result.output
-    bench_args = ["bench", "--model", "fake", "--dataset", str(tasks), "--base-url", srv.base_url, "--api-key", KEY,
-                  "--k-code", "2", "--k-case", "2", "--bon", "2x2", "-o", str(tmp_path / "bench"), "--workers", "2"]  # fmt: skip
+    bench_args = [
+        "bench",
+        "--model",
+        "fake",
+        "--dataset",
+        str(tasks),
+        "--base-url",
+        srv.base_url,
+        "--api-key",
+        KEY,
+        "--k-code",
+        "2",
+        "--k-case",
+        "2",
+        "--bon",
+        "2x2",
+        "-o",
+        str(tmp_path / "bench"),
+        "--workers",
+        "2",
+    ]
     assert CliRunner().invoke(app, bench_args).exit_code == 0
     bench = json.loads((tmp_path / "bench" / "summary.json").read_text())["metrics"]
     refine = json.loads((tmp_path / "refine" / "summary.json").read_text())["metrics"]

@@ -54,8 +54,12 @@ def rounds_plot(label: str, rounds: list[dict[str, Any]], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 4))
     xs = [r["round"] for r in rounds]
     ys = [r["code_acc"]["value"] for r in rounds]
-    low = [r["code_acc"]["ci_low"] if r["code_acc"]["ci_low"] is not None else y for r, y in zip(rounds, ys, strict=True)]
-    high = [r["code_acc"]["ci_high"] if r["code_acc"]["ci_high"] is not None else y for r, y in zip(rounds, ys, strict=True)]
+    low = [
+        r["code_acc"]["ci_low"] if r["code_acc"]["ci_low"] is not None else y for r, y in zip(rounds, ys, strict=True)
+    ]
+    high = [
+        r["code_acc"]["ci_high"] if r["code_acc"]["ci_high"] is not None else y for r, y in zip(rounds, ys, strict=True)
+    ]
     ax.plot(xs, ys, marker="o", label="code_acc")
     ax.fill_between(xs, low, high, alpha=0.25, label="95% bootstrap CI")
     sel = [r["selected_acc"] for r in rounds]

@@ -51,10 +51,18 @@ def refine(
     coder = ModelConfig(model=model, backend=backend, base_url=base_url, api_key=api_key, options=options)
     models: dict[str, Any] = {"coder": coder}
     if tester is not None:
-        models["tester"] = ModelConfig(model=tester, backend=backend, base_url=base_url, api_key=api_key, options=options)
+        models["tester"] = ModelConfig(
+            model=tester, backend=backend, base_url=base_url, api_key=api_key, options=options
+        )
     bench = BenchConfig(command=shlex.join(["cure", *sys.argv[1:]]), **models, **_config_kwargs(flags))
-    cfg = RefineConfig(bench=bench, rounds=rounds, feedback_tests=feedback_tests, feedback=feedback, ranker=ranker,
-                       budget_baseline=budget_baseline)
+    cfg = RefineConfig(
+        bench=bench,
+        rounds=rounds,
+        feedback_tests=feedback_tests,
+        feedback=feedback,
+        ranker=ranker,
+        budget_baseline=budget_baseline,
+    )
     cfg.validate()  # before any request
     with RichProgress(err_console) as progress:
         result = run_refine(cfg, progress=progress)
@@ -70,5 +78,8 @@ def refine(
 
 
 def register(app: typer.Typer) -> None:
-    panels = {**_panels(), **dict.fromkeys(("rounds", "feedback_tests", "feedback", "ranker", "budget_baseline"), "Refinement")}
+    panels = {
+        **_panels(),
+        **dict.fromkeys(("rounds", "feedback_tests", "feedback", "ranker", "budget_baseline"), "Refinement"),
+    }
     app.command("refine")(cli_errors(tidy_help(refine, panels, "Other")))

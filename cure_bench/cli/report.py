@@ -81,7 +81,6 @@ def report(
 
     from cure_bench.analysis import AnalysisSettings, SurfaceSettings, build_report, rich_table
     from cure_bench.analysis.report import report_json, rich_differences
-
     from cure_bench.analysis.rounds import is_refine_run, round0_dir, round_intervals, rounds_plot
 
     setup_logging(verbose)
@@ -92,7 +91,9 @@ def report(
         for run, rounds in refined.items():
             err_console.print(f"rounds plot: {rounds_plot(run.name, rounds, out / f'{run.name}_rounds.png')}")
     if json_out:
-        typer.echo(json.dumps({**report_json(result), "refine_rounds": {str(r): v for r, v in refined.items()}}, indent=2))
+        typer.echo(
+            json.dumps({**report_json(result), "refine_rounds": {str(r): v for r, v in refined.items()}}, indent=2)
+        )
     else:
         console = Console()
         console.print(rich_table(result))

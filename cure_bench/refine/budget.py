@@ -20,7 +20,9 @@ def extra_samples(refine_tokens: int, round0_tokens: int, round0_programs: int, 
     return math.ceil(refine_tokens / per_program / n_tasks)
 
 
-def budget_baseline(cfg: Any, states: list[Any], round0_dir: Any, refine_tokens: int, round0_tokens: int) -> dict[str, Any]:
+def budget_baseline(
+    cfg: Any, states: list[Any], round0_dir: Any, refine_tokens: int, round0_tokens: int
+) -> dict[str, Any]:
     """Sample, judge and rank the baseline; returns its metrics (``selected_acc`` comparable with the rounds')."""
     from cure_bench.generation.cache import GenerationCache
     from cure_bench.generation.plan import GenerationPlan, open_role, plan_roles

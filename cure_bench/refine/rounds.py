@@ -22,7 +22,9 @@ def selected_acc(tables: Sequence[TaskTable], ranker: str) -> float | None:
     return sum(hits) / len(hits) if hits else None
 
 
-def repair_counts(before: Sequence[TaskTable], after: Sequence[TaskTable], repaired: Sequence[Sequence[int]]) -> dict[str, int]:
+def repair_counts(
+    before: Sequence[TaskTable], after: Sequence[TaskTable], repaired: Sequence[Sequence[int]]
+) -> dict[str, int]:
     """``repaired`` programs, of which ``fixed`` (hidden-wrong -> hidden-correct) and ``broken`` (the reverse)."""
     fixed = broken = 0
     for b, a, idx in zip(before, after, repaired, strict=True):
@@ -42,7 +44,9 @@ def round_metrics(
     spend: dict[str, int],
     repairs: dict[str, int],
 ) -> dict[str, Any]:
-    metrics = dict(compute_metrics(list(tables), bon=bon, pass_at=tuple(pass_at), single=False, protocol=protocol).metrics)
+    metrics = dict(
+        compute_metrics(list(tables), bon=bon, pass_at=tuple(pass_at), single=False, protocol=protocol).metrics
+    )
     metrics["ranker"] = ranker
     metrics["selected_acc"] = selected_acc(tables, ranker)
     return {**metrics, **spend, **repairs}

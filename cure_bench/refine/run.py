@@ -90,8 +90,14 @@ def run_refine(cfg: RefineConfig, progress: Any = None) -> RefineResult:
     summary["metrics"] = {**bench.summary["metrics"], "rounds": rounds}
     if baseline is not None:
         summary["metrics"]["budget_baseline"] = baseline
-    summary["refine"] = {"rounds": cfg.rounds, "feedback_tests": cfg.feedback_tests, "feedback": cfg.feedback,
-                         "ranker": cfg.ranker, "budget_baseline": cfg.budget_baseline, "round0_dir": str(bench.run_dir)}  # fmt: skip
+    summary["refine"] = {
+        "rounds": cfg.rounds,
+        "feedback_tests": cfg.feedback_tests,
+        "feedback": cfg.feedback,
+        "ranker": cfg.ranker,
+        "budget_baseline": cfg.budget_baseline,
+        "round0_dir": str(bench.run_dir),
+    }
     trajectories = [{"task_id": s.task.task_id, "programs": s.versions} for s in states]
     atomic_write_jsonl(run_dir / rundir.SAMPLES_FILE, trajectories)
     atomic_write_json(run_dir / rundir.SUMMARY_FILE, summary)
@@ -104,7 +110,9 @@ def _default_dir(cfg: BenchConfig) -> Path:
     return Path("runs") / f"refine-{rundir.model_basename(cfg.coder.model)}-{rundir.slug(name)}"
 
 
-def _load_round0(cfg: BenchConfig, round_dir: Path, tables: list[TaskTable]) -> tuple[list[_TaskState], tuple[int, int]]:
+def _load_round0(
+    cfg: BenchConfig, round_dir: Path, tables: list[TaskTable]
+) -> tuple[list[_TaskState], tuple[int, int]]:
     """Round 0's programs, generated tests and tables, with the tasks (hidden tests) read as run_bench read them."""
     from cure_bench.tasks.registry import load_dataset_tasks
 
@@ -164,10 +172,20 @@ def _repair_rounds(cfg: RefineConfig, run_dir: Path, states: list[_TaskState], b
                 spend["coder_tokens"] += got[0].tokens or 0
                 repaired[t].append(i)
             spend["coder_requests"] += len(todo)
-            records = [TaskRecord(task=s.task, coder_messages=(), tester_messages=None, code_answers=[],
-                                  programs=s.programs, test_answers=[], generated_tests=s.tests,
-                                  test_answer_index=list(range(len(s.tests))),
-                                  hidden_used=min(bench.max_test, len(s.task.hidden_tests))) for s in states]  # fmt: skip
+            records = [
+                TaskRecord(
+                    task=s.task,
+                    coder_messages=(),
+                    tester_messages=None,
+                    code_answers=[],
+                    programs=s.programs,
+                    test_answers=[],
+                    generated_tests=s.tests,
+                    test_answer_index=list(range(len(s.tests))),
+                    hidden_used=min(bench.max_test, len(s.task.hidden_tests)),
+                )
+                for s in states
+            ]
             tables, _ = _judge(bench, [s.task for s in states], records, run_dir, _NoProgress())
             for st, table, idx in zip(states, tables, repaired, strict=True):
                 st.table = table
@@ -199,7 +217,9 @@ def _feedback(cfg: RefineConfig, states: list[_TaskState]) -> list[tuple[int, in
 
     wanted: list[tuple[int, int, list[tuple[TestCase, str, str]]]] = []
     for t, st in enumerate(states):
-        public = [(TestCase(e.input, e.output), "public") for e in st.task.example_tests] if cfg.feedback == "public" else []
+        public = (
+            [(TestCase(e.input, e.output), "public") for e in st.task.example_tests] if cfg.feedback == "public" else []
+        )
         for i, program in enumerate(st.programs):
             if program is None:
                 continue
