@@ -145,6 +145,7 @@ def test_report_on_two_runs_writes_pngs_and_markdown(tmp_path: Path) -> None:
             "run2_bon_curves.png",
             "per_dataset.png",
             "analysis.json",
+            "report.html",
             "report.md",
         ]
     )
