@@ -27,6 +27,7 @@ import signal
 import struct
 import sys
 import time
+from typing import Any
 
 try:  # run as a script inside the sandbox: the sibling files are bound next to this one
     import worker_account as account  # type: ignore[import-not-found]
@@ -241,7 +242,6 @@ def _run_program(workdir: str) -> int:
     follows CPython's order: join non-daemon threads, run atexit callbacks, flush, collect garbage, clear the
     main module, flush again; an uncaught KeyboardInterrupt ends the process by SIGINT, as python3 does.
     """
-    import atexit
     import builtins
     import importlib.machinery
     import random
@@ -267,6 +267,7 @@ def _run_program(workdir: str) -> int:
     sys.orig_argv = [sys.executable, path]
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [workdir, *(p for p in sys.path if p != here)]
+    _hide_own_frames()
     interrupted = False
     try:
         with open(path, "rb") as f:
@@ -284,7 +285,7 @@ def _run_program(workdir: str) -> int:
         threading._shutdown()  # type: ignore[attr-defined]  # join non-daemon threads, as at interpreter exit
     except BaseException as exc:
         _report(exc)
-    atexit._run_exitfuncs()  # prints, never raises: "Exception ignored in atexit callback", exit code kept
+    _run_atexit()
     flushed = _flush_std()
     gc.collect()
     try:
@@ -298,6 +299,56 @@ def _run_program(workdir: str) -> int:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGINT)
     return rc
+
+
+def _run_atexit() -> None:
+    """Run the atexit callbacks. A failing one is reported ("Exception ignored in atexit callback") and leaves the
+    exit status alone, as under python3; where python3 calls them with no Python frame, the report here would
+    name this one, so it is taken out of the traceback handed to sys.unraisablehook."""
+    import atexit
+
+    hook = sys.unraisablehook
+
+    def without_own_frame(args: Any) -> None:
+        tb = args.exc_traceback
+        if tb is not None and tb.tb_frame.f_globals is globals():
+            args = type(args)((args.exc_type, args.exc_value, tb.tb_next, args.err_msg, args.object))
+        hook(args)
+
+    sys.unraisablehook = without_own_frame
+    try:
+        atexit._run_exitfuncs()
+    finally:
+        if sys.unraisablehook is without_own_frame:
+            sys.unraisablehook = hook
+
+
+def _hide_own_frames() -> None:
+    """Give the program python3's recursion headroom: under python3 its module code runs at depth 1, here below
+    the worker's frames and exec(). The limit is raised by that many and sys.get/setrecursionlimit report and take
+    the program's view of it, so ``getrecursionlimit()`` is 1000 and recursion fails at the same depth."""
+    import functools
+    import operator
+
+    frame, depth = sys._getframe(1), 1  # the caller (_run_program) and the frames under it
+    while frame.f_back is not None:
+        frame, depth = frame.f_back, depth + 1
+    extra = depth + 1  # exec() itself counts one level
+    get_limit, set_limit = sys.getrecursionlimit, sys.setrecursionlimit
+
+    @functools.wraps(get_limit)
+    def getrecursionlimit() -> int:
+        return get_limit() - extra
+
+    @functools.wraps(set_limit)
+    def setrecursionlimit(limit: int, /) -> None:
+        limit = operator.index(limit)
+        if limit < 1:
+            raise ValueError("recursion limit must be greater or equal than 1")
+        set_limit(limit + extra)
+
+    set_limit(get_limit() + extra)
+    sys.getrecursionlimit, sys.setrecursionlimit = getrecursionlimit, setrecursionlimit
 
 
 def _flush_std() -> bool:
