@@ -36,11 +36,13 @@ def default_cache_dir() -> Path:
     return cache_dir("exec")
 
 
-def job_key(job: ExecJob, isolation: str, max_output_bytes: int) -> str:
-    """Stable identity of an execution: identical keys within a run are deduplicated, across runs cached."""
+def job_key(job: ExecJob, isolation: str, max_output_bytes: int, compat: tuple[str, ...] = ()) -> str:
+    """Stable identity of an execution: identical keys within a run are deduplicated, across runs cached.
+    Judge compatibility options enter the key only when set, so python3-semantics keys stay as they were."""
     payload = json.dumps(
         [
             ENGINE_VERSION,
+            *([list(compat)] if compat else []),
             isolation,
             max_output_bytes,
             job.program,

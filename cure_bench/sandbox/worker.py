@@ -234,7 +234,7 @@ def _clear_main(main: object) -> None:
             namespace[name] = None
 
 
-def _run_program(workdir: str) -> int:
+def _run_program(workdir: str, compat: tuple[str, ...] = ()) -> int:
     """Execute ``workdir/prog.py`` as the ``__main__`` of a fresh-looking interpreter; returns the exit code.
 
     The source is compiled from the file's bytes (PEP 263 coding cookies and a BOM count, as under python3)
@@ -260,6 +260,10 @@ def _run_program(workdir: str) -> int:
             "__loader__": importlib.machinery.SourceFileLoader("__main__", path),
         }
     )
+    if "typing-names" in compat:  # --judge-compat typing-names: the CURE harness's pre-set globals
+        import typing
+
+        main.__dict__.update({name: getattr(typing, name) for name in ("List", "Tuple", "Optional")})
     sys.modules["__main__"] = main
     for name in ("worker_account", "worker_mounts", "worker_supervise"):  # the worker's own, not the program's
         sys.modules.pop(name, None)
@@ -415,7 +419,7 @@ def _child(job: dict, cfg: dict, fds: tuple[int, int, int], workdir: str) -> Non
         os.write(_status_fds[1], f"cure sandbox: child setup failed: {exc!r}".encode()[:4000])
         os._exit(SETUP_FAILED)
     os.close(_status_fds[1])  # from here on the program runs: it cannot write this channel
-    os._exit(_run_program(workdir))
+    os._exit(_run_program(workdir, tuple(cfg.get("compat") or ())))
 
 
 def _setup_failure() -> bytes:
