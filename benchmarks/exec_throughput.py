@@ -16,11 +16,8 @@ overhead; the "heavy" phase is the rest. The machine may be shared: figures are 
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import multiprocessing
 import os
-import queue
 import random
 import subprocess
 import sys
@@ -29,9 +26,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from cure_bench.sandbox import Sandbox, default_workers, judge, outputs_match
-from cure_bench.types import ExecJob, Verdict
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.upstream_harness import UPSTREAM_ENV, UpstreamError, UpstreamHarness, upstream_repo  # noqa: E402
+from cure_bench.sandbox import Sandbox, default_workers, judge, outputs_match  # noqa: E402
+from cure_bench.types import ExecJob, Verdict  # noqa: E402
 
 TIME_LIMIT_S = 0.5
 MEMORY_LIMIT_MB = 256
@@ -195,52 +198,13 @@ def naive_one(case: Case, workdir: Path, index: int) -> Verdict:
     return Verdict.ACCEPTED if outputs_match(proc.stdout, case.expected) else Verdict.WRONG_ANSWER
 
 
-def _exec_child(program: str, stdin: str, out: multiprocessing.Queue) -> None:
-    """The exec()-in-harness pattern of research scripts: patched input(), stdout swapped for a StringIO."""
-    lines = iter(stdin.splitlines())
-
-    def fake_input(prompt: str = "") -> str:
-        try:
-            return next(lines)
-        except StopIteration:
-            raise EOFError("No more input") from None
-
-    sys.stdout = captured = io.StringIO()
-    sys.stderr = io.StringIO()
-    try:
-        exec(program, {"__name__": "__main__", "input": fake_input})
-        out.put(("ok", captured.getvalue()))
-    except SystemExit:
-        out.put(("ok", captured.getvalue()))
-    except BaseException as exc:
-        out.put(("error", repr(exc)))
-
-
-def exec_harness_one(case: Case) -> Verdict:
-    """One execution the way an exec()-based harness does it: a forked process, a result queue, join(timeout)."""
-    ctx = multiprocessing.get_context("fork")
-    results: multiprocessing.Queue = ctx.Queue()
-    proc = ctx.Process(target=_exec_child, args=(case.job.program, case.job.stdin, results))
-    proc.start()
-    proc.join(case.job.time_limit_s)
-    if proc.is_alive():
-        proc.kill()
-        proc.join()
-        return Verdict.TIME_LIMIT
-    try:
-        kind, output = results.get(timeout=1)
-    except queue.Empty:
-        return Verdict.RUNTIME_ERROR
-    if kind == "error":
-        return Verdict.MEMORY_LIMIT if "MemoryError" in output else Verdict.RUNTIME_ERROR
-    return Verdict.ACCEPTED if outputs_match(output, case.expected) else Verdict.WRONG_ANSWER
-
-
-def run_exec_harness(cases: list[Case], workers: int) -> tuple[list[Verdict], float]:
-    with ThreadPoolExecutor(workers) as pool:
+def run_exec_harness(cases: list[Case], workers: int, harness: UpstreamHarness) -> tuple[list[bool], float]:
+    """Upstream's own harness (benchmarks/upstream_harness.py, inside the sandbox): its pass/fail per execution."""
+    items = [(c.job.program, c.job.stdin, c.job.time_limit_s, c.expected) for c in cases]
+    with Sandbox(workers=workers, use_cache=False) as sandbox:
         start = time.perf_counter()
-        verdicts = list(pool.map(exec_harness_one, cases))
-        return verdicts, time.perf_counter() - start
+        results = harness.run(sandbox, items)
+        return [r.passed for r in results], time.perf_counter() - start
 
 
 def run_naive(cases: list[Case], workers: int) -> tuple[list[Verdict], float]:
@@ -254,7 +218,12 @@ def wrong(verdicts: list[Verdict], cases: list[Case]) -> int:
     return sum(v is not c.truth for v, c in zip(verdicts, cases, strict=True))
 
 
-def phase(name: str, cases: list[Case], workers: int, skip_naive: bool, exec_harness: bool) -> dict:
+def wrong_pass_fail(passed: list[bool], cases: list[Case]) -> int:
+    """Executions whose pass/fail (all a CURE bool table holds) differs from the truth's."""
+    return sum(p != (c.truth is Verdict.ACCEPTED) for p, c in zip(passed, cases, strict=True))
+
+
+def phase(name: str, cases: list[Case], workers: int, skip_naive: bool, harness: UpstreamHarness | None) -> dict:
     load = os.getloadavg()[0]
     verdicts, wall, cpu, engine_cpu = run_engine(cases, workers)
     row = {
@@ -278,11 +247,11 @@ def phase(name: str, cases: list[Case], workers: int, skip_naive: bool, exec_har
             "naive_wall_s": naive_wall,
             "speedup": naive_wall / wall,
         }
-    if exec_harness:
-        harness_verdicts, harness_wall = run_exec_harness(cases, workers)
+    if harness is not None:
+        harness_passed, harness_wall = run_exec_harness(cases, workers, harness)
         row |= {
             "exec_harness_exec_per_s": len(cases) / harness_wall,
-            "exec_harness_wrong": wrong(harness_verdicts, cases),
+            "exec_harness_wrong": wrong_pass_fail(harness_passed, cases),
             "exec_harness_wall_s": harness_wall,
         }
     return row
@@ -296,10 +265,27 @@ def main() -> None:
     parser.add_argument(
         "--exec-harness",
         action="store_true",
-        help="also judge with an exec()-in-harness baseline (patched input, StringIO stdout)",
+        help="also judge with the CURE authors' own exec() harness, loaded from --upstream-repo, run in the sandbox",
     )
+    parser.add_argument(
+        "--upstream-repo", help=f"CURE checkout or bare mirror for --exec-harness (default ${UPSTREAM_ENV})"
+    )
+    parser.add_argument("--batch", type=int, default=4, help="executions the upstream harness runs at once per worker")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    harness = None
+    if args.exec_harness:
+        repo = upstream_repo(args.upstream_repo)
+        if repo is None:
+            print(
+                f"exec-harness: skipped, no CURE checkout given (--upstream-repo PATH or ${UPSTREAM_ENV})", flush=True
+            )
+        else:
+            try:
+                harness = UpstreamHarness(repo, batch=args.batch)
+            except UpstreamError as exc:
+                sys.exit(f"exec-harness: {exc}")
+            print(f"exec-harness: upstream's own, from {harness.origin}", flush=True)
     cases = workload(6, 8) if args.quick else workload(20, 24)
     light = [c for c in cases if not c.heavy]
     heavy = [c for c in cases if c.heavy]
@@ -310,10 +296,10 @@ def main() -> None:
         flush=True,
     )
     rows = [
-        phase("cpu-light", light, args.workers, args.skip_naive, args.exec_harness),
-        phase("heavy", heavy, args.workers, args.skip_naive, args.exec_harness),
+        phase("cpu-light", light, args.workers, args.skip_naive, harness),
+        phase("heavy", heavy, args.workers, args.skip_naive, harness),
     ]
-    total = {"phase": "whole", "executions": len(cases)}
+    total: dict[str, Any] = {"phase": "whole", "executions": len(cases)}
     for key in (
         "engine_wall_s",
         "cpu_floor_s",
@@ -349,8 +335,8 @@ def main() -> None:
             )
         if "exec_harness_wall_s" in r:
             line += (
-                f" | exec-harness {r['exec_harness_exec_per_s']:6.1f} exec/s, "
-                f"{r['exec_harness_wrong']} wrong ({r['exec_harness_wrong'] / r['executions']:.0%})"
+                f" | upstream harness {r['exec_harness_exec_per_s']:6.1f} exec/s, "
+                f"{r['exec_harness_wrong']} wrong pass/fail ({r['exec_harness_wrong'] / r['executions']:.1%})"
             )
         print(line, flush=True)
     print(

@@ -65,6 +65,7 @@ class BenchConfig:
     exec_cache: bool = True
     compare: CompareMode = CompareMode.WHITESPACE
     memory_limit_mb: int = 2048
+    judge_compat: tuple[str, ...] = ()  # --judge-compat: upstream harness behaviours (sandbox/compat.py)
     start_date: str | None = None
     end_date: str | None = None
     cache_dir: Path | None = None
@@ -94,7 +95,10 @@ class BenchConfig:
         self.sampling = self.overrides  # a full SamplingParams counts as set in every field; validated here
         if not re.fullmatch(r"\s*\d+\s*x\s*\d+\s*(,\s*\d+\s*x\s*\d+\s*)*", self.bon or ""):
             raise ConfigError(f"--bon must be a comma list of NxM such as 4x4,16x16 (got {self.bon!r})")
+        from cure_bench.sandbox.compat import check_compat
         from cure_bench.sandbox.isolation import LEVELS
+
+        self.judge_compat = check_compat(self.judge_compat)
 
         if self.sandbox not in ("auto", *LEVELS):
             raise ConfigError(f"--sandbox must be one of auto, {', '.join(LEVELS)} (got {self.sandbox!r})")

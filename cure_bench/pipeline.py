@@ -269,6 +269,8 @@ def _generation_settings(cfg: BenchConfig, fingerprint: str, generation: Generat
         shaping = sample_options(model.options) if model is not None else {}
         if shaping:  # e.g. --max-model-len: answers cut under one context are not the run asked under another
             settings[f"{role}_sample_options"] = shaping
+    if cfg.judge_compat:  # verdicts under upstream's harness behaviours are not those of a python3-judged run
+        settings["judge_compat"] = list(cfg.judge_compat)
     if generation.protocol != "chat":  # chat runs keep the resume key they had before protocols existed
         settings["protocol"] = generation.protocol
         settings["tester_sampling"] = _plain(asdict(generation.sampling[1].params))
@@ -433,6 +435,7 @@ def _judge(
             cache_dir=cache_dir,
             use_cache=cfg.exec_cache,
             hide=[run_dir, *hide],
+            compat=cfg.judge_compat,
         ) as box:
             progress.start(stage, 0)
             tables = build_tables(

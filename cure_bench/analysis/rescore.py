@@ -176,8 +176,13 @@ def rescore_run(
     specs = table_specs(run, tasks, options)
     compare = _compare_mode(options.compare or run.manifest.get("compare") or CompareMode.WHITESPACE)
     cache_dir = run.path / EXEC_CACHE_DIR if options.exec_cache else None  # a new time limit is a new key
+    compat = run.manifest.get("judge_compat") or ()  # re-judged as the run was judged
     with Sandbox(
-        workers=options.workers, isolation=options.sandbox, cache_dir=cache_dir, use_cache=options.exec_cache
+        workers=options.workers,
+        isolation=options.sandbox,
+        cache_dir=cache_dir,
+        use_cache=options.exec_cache,
+        compat=compat,
     ) as box:
         tables = build_tables(box, specs, compare=compare, on_progress=on_progress)
         sandbox_info = box.describe()

@@ -116,6 +116,13 @@ NoExecCache = Annotated[
 ]
 Compare = Annotated[str, typer.Option("--compare", help="Output comparison: whitespace (CURE's), exact, or float.")]
 MemoryLimit = Annotated[int, typer.Option("--memory-limit", help="Memory limit per execution in MiB.")]
+JudgeCompat = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--judge-compat",
+        help="Repeatable. An upstream (CURE harness) behaviour for the judge, recorded in the manifest: typing-names (List, Tuple, Optional pre-set in programs' globals). Default: none, python3 semantics. See docs/fidelity.md.",
+    ),
+]
 StartDate = Annotated[
     str | None, typer.Option("--start-date", help="Only tasks released on or after this date (YYYY-MM-DD).")
 ]
@@ -161,6 +168,7 @@ SHARED_FLAGS: tuple[tuple[str, Any, Any], ...] = (
     ("no_exec_cache", NoExecCache, False),
     ("compare", Compare, "whitespace"),
     ("memory_limit", MemoryLimit, 2048),
+    ("judge_compat", JudgeCompat, None),
     ("start_date", StartDate, None),
     ("end_date", EndDate, None),
     ("strict", Strict, False),
@@ -275,6 +283,7 @@ def _config_kwargs(flags: dict[str, Any]) -> dict[str, Any]:
         **{name: flags[name] for name in copied},
         "compare": compare,
         "memory_limit_mb": flags["memory_limit"],
+        "judge_compat": tuple(flags["judge_compat"] or ()),
         "sampling": SamplingOverrides(
             temperature=flags["temperature"],
             top_p=flags["top_p"],
@@ -388,7 +397,9 @@ _PANEL_OF = {
     **dict.fromkeys(
         ("output_dir", "no_resume", "rerun", "yes", "price_per_mtok", "json_out", "verbose"), "Run directory and output"
     ),
-    **dict.fromkeys(("sandbox", "workers", "no_exec_cache", "compare", "memory_limit"), "Sandbox and judging"),
+    **dict.fromkeys(
+        ("sandbox", "workers", "no_exec_cache", "compare", "memory_limit", "judge_compat"), "Sandbox and judging"
+    ),
 }  # fmt: skip
 
 

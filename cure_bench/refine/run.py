@@ -231,7 +231,9 @@ def _feedback(cfg: RefineConfig, states: list[_TaskState]) -> list[tuple[int, in
             wanted.append((t, i, [(c, src, v) for c, src, v in chosen]))
     jobs = [ExecJob(states[t].programs[i] or "", c.input, states[t].task.time_limit, cfg.bench.memory_limit_mb)
             for t, i, tests in wanted for c, _, _ in tests]  # fmt: skip
-    with Sandbox(workers=cfg.bench.workers, isolation=cfg.bench.sandbox, use_cache=False) as box:
+    with Sandbox(
+        workers=cfg.bench.workers, isolation=cfg.bench.sandbox, use_cache=False, compat=cfg.bench.judge_compat
+    ) as box:
         results = iter(box.run(jobs) if jobs else [])
     out = []
     for t, i, tests in wanted:

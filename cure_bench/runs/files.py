@@ -125,6 +125,7 @@ def build_manifest(
             "show_examples": cfg.show_examples,
             "compare": str(cfg.compare),
             "memory_limit_mb": cfg.memory_limit_mb,
+            "judge_compat": list(cfg.judge_compat),
             "prompts": {
                 "sha256": prompt_sha256,
                 "coder": templates[0].source if templates[0] else "default",

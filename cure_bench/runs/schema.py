@@ -39,6 +39,14 @@ def _opt_int(where: str, value: Any) -> int | None:
     return int(value)
 
 
+def _str_list(where: str, value: Any) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise RunFileError(f"{where}: expected a list of strings, got {value!r}")
+    return list(value)
+
+
 def _opt_bool(where: str, value: Any) -> bool | None:
     if value is None or isinstance(value, bool):
         return value
@@ -123,6 +131,7 @@ class Manifest:
     show_examples: bool | None = None
     compare: str | None = None
     memory_limit_mb: int | None = None
+    judge_compat: list[str] = field(default_factory=list)  # [] = python3 semantics (sandbox/compat.py)
     prompts: dict[str, Any] = field(default_factory=dict)
     sandbox: dict[str, Any] = field(default_factory=dict)
     packages: dict[str, Any] = field(default_factory=dict)
@@ -160,6 +169,7 @@ class Manifest:
             show_examples=_opt_bool(f"{where}, field 'show_examples'", obj.get("show_examples")),
             compare=None if obj.get("compare") is None else str(obj["compare"]),
             memory_limit_mb=_opt_int(f"{where}, field 'memory_limit_mb'", obj.get("memory_limit_mb")),
+            judge_compat=_str_list(f"{where}, field 'judge_compat'", obj.get("judge_compat")),
             prompts=_opt_obj(f"{where}, field 'prompts'", obj.get("prompts")) or {},
             sandbox=_opt_obj(f"{where}, field 'sandbox'", obj.get("sandbox")) or {},
             packages=_opt_obj(f"{where}, field 'packages'", obj.get("packages")) or {},

@@ -86,7 +86,7 @@ class WorkerDied(Exception):
 class WorkerProcess:
     """One warm worker. Not thread-safe: each driver thread owns one."""
 
-    def __init__(self, spec: WorkerSpec, max_output_bytes: int, log_path: Path):
+    def __init__(self, spec: WorkerSpec, max_output_bytes: int, log_path: Path, compat: tuple[str, ...] = ()):
         cfg = {
             "uid": spec.uid,
             "max_output_bytes": max_output_bytes,
@@ -97,6 +97,7 @@ class WorkerProcess:
             "own_view": spec.site is not None,  # bwrap/unshare: private scratch tmpfs, emptied per execution
             "portable": spec.portable,
             "cgroups": spec.cgroups,
+            "compat": list(compat),  # --judge-compat options (sandbox/compat.py)
         }
         pass_fds = tuple(int(v[0]) for v in (spec.cgroups or {}).values())  # type: ignore[call-overload]
         argv, args_fd = _hide_bwrap_args(spec.argv)

@@ -24,9 +24,11 @@ from cure_bench.errors import SandboxError
 from cure_bench.paths import cache_dir
 from cure_bench.types import ExecJob, ExecResult, ExecStatus
 
-ENGINE_VERSION = "2"
+ENGINE_VERSION = "3"
 """Bump when a change to the worker can change any result: old cache entries then stop matching.
-2: CPU and memory of every process of an execution charged (cgroups), allow-list filesystem view."""
+2: CPU and memory of every process of an execution charged (cgroups), allow-list filesystem view.
+3: programs compiled without the worker's __future__ flags; python3's stdio (no universal newlines), signals,
+   __main__ globals, shutdown order (__del__ at exit) and exit statuses (docs/sandbox.md, "Judge semantics")."""
 
 
 def default_cache_dir() -> Path:
@@ -34,11 +36,13 @@ def default_cache_dir() -> Path:
     return cache_dir("exec")
 
 
-def job_key(job: ExecJob, isolation: str, max_output_bytes: int) -> str:
-    """Stable identity of an execution: identical keys within a run are deduplicated, across runs cached."""
+def job_key(job: ExecJob, isolation: str, max_output_bytes: int, compat: tuple[str, ...] = ()) -> str:
+    """Stable identity of an execution: identical keys within a run are deduplicated, across runs cached.
+    Judge compatibility options enter the key only when set, so python3-semantics keys stay as they were."""
     payload = json.dumps(
         [
             ENGINE_VERSION,
+            *([list(compat)] if compat else []),
             isolation,
             max_output_bytes,
             job.program,

@@ -27,6 +27,7 @@ from cure_bench.sandbox import cgroups, isolation, view
 from cure_bench.sandbox._driver import PIPELINE_DEPTH, RESULTS_QUEUED, Batch, Driver, Item
 from cure_bench.sandbox._worker_proc import NPROC_PER_EXECUTION, WorkerDied, WorkerProcess
 from cure_bench.sandbox.cache import ENGINE_VERSION, ResultCache, default_cache_dir, job_key
+from cure_bench.sandbox.compat import check_compat
 from cure_bench.sandbox.isolation import UidBlock, drops_uid
 from cure_bench.types import ExecJob, ExecResult
 
@@ -68,7 +69,8 @@ class Sandbox:
     """Executes untrusted programs like a judge: ``python3 prog.py < stdin``, contained, in parallel.
 
     ``isolation``: ``auto`` (strongest available: bwrap, then unshare, then rlimits), or one level by name
-    (it must start, or SandboxError). ``run`` is safe to call from several threads at once.
+    (it must start, or SandboxError). ``run`` is safe to call from several threads at once. ``compat``: judge
+    compatibility options (``("typing-names",)``, see sandbox/compat.py); none by default: python3 semantics.
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class Sandbox:
         max_output_bytes: int = 16 * 2**20,
         packages: Sequence[str] = (),
         hide: Sequence[str | Path] = (),
+        compat: Sequence[str] = (),
     ):
         if isolation not in ("auto", *isolation_levels()):
             raise ConfigError(
@@ -91,6 +94,7 @@ class Sandbox:
             raise ConfigError(f"max_output_bytes must be >= 1024, got {max_output_bytes}")
         self.workers = workers or default_workers()
         self.max_output_bytes = max_output_bytes
+        self.compat = check_compat(compat)  # upstream behaviours asked for (sandbox/compat.py); () = python3
         self.env = view.judge_env(packages)
         self._explicit_hide = sorted({os.path.realpath(p) for p in hide})
         cache_path = Path(cache_dir or default_cache_dir())
@@ -185,7 +189,7 @@ class Sandbox:
         spec = isolation.worker_spec(level, slot, self._private_dir, self.env, base)
         if self._cgroups is not None:
             spec = dataclasses.replace(spec, cgroups=self._cgroups.fds(slot))
-        return WorkerProcess(spec, self.max_output_bytes, self._private_dir / f"worker-{slot}.log")
+        return WorkerProcess(spec, self.max_output_bytes, self._private_dir / f"worker-{slot}.log", self.compat)
 
     def _probe(self, proc: WorkerProcess, level: str) -> str | None:
         """Run one tiny program and check from inside that the level holds what it promises: no network,
@@ -326,7 +330,7 @@ class Sandbox:
         groups: dict[str, list[int]] = {}
         for index, job in enumerate(jobs):
             _validate(index, job)
-            key = job_key(job, self.isolation_level, self.max_output_bytes)
+            key = job_key(job, self.isolation_level, self.max_output_bytes, self.compat)
             groups.setdefault(key, []).append(index)
         return groups
 
@@ -369,6 +373,7 @@ class Sandbox:
             "cache": self._cache is not None,
             "cache_dir": self._cache_dir,
             "max_output_bytes": self.max_output_bytes,
+            "judge_compat": list(self.compat),
             "rlimits": {
                 "nproc": NPROC_PER_EXECUTION,
                 "nofile": 256,
