@@ -202,3 +202,51 @@ def test_ray_without_an_address_says_where_to_get_one(monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     result = CliRunner().invoke(app, ["bench", "--model", "m", "--executor", "ray"])
     assert result.exit_code == 1 and "--ray-address" in result.output and "RAY_ADDRESS" in result.output
+
+
+@needs_ray
+@pytest.mark.slow
+def test_train_judge_on_ray_gives_the_local_advantages(cluster):
+    from cure_train.config import parse_config
+    from cure_train.trainer import make_judge
+    from tests.test_train_judge import DOUBLE, NEG, ROWS_0, ROWS_1
+
+    def score(reward: dict):
+        cfg = parse_config({"model": "m", "train_dataset": "d", "rollout": {"k_code": 3, "k_case": 3}, "reward": reward})
+        judge = make_judge(cfg, [DOUBLE, NEG], [DOUBLE.hidden_tests, NEG.hidden_tests])
+        try:
+            return judge.score(ROWS_0 + ROWS_1)
+        finally:
+            judge.close()
+
+    local = score({"sandbox_workers": 1})
+    on_ray = score({"sandbox_workers": 1, "sandbox_executor": "ray", "ray_address": cluster.address})
+    assert on_ray.advantages == local.advantages and as_lists(on_ray.tables) == as_lists(local.tables)
+    assert any(a != 0 for a in on_ray.advantages)
+
+
+@needs_ray
+@pytest.mark.slow
+def test_reward_server_on_ray_scores_like_hand_computed(cluster, tmp_path, fake_openai):
+    httpx = pytest.importorskip("httpx")
+    pytest.importorskip("fastapi")
+    from cure_bench.serve import ServeConfig, create_app, serve_in_background
+
+    def tests_for(inp: str, out: str) -> str:
+        return f"**Test Input:**\n```\n{inp}\n```\n\n**Test Output:**\n```\n{out}\n```\n\n**Explanation:**\nok"
+
+    answers = [tests_for("1 2", "3"), tests_for("2 2", "4"), tests_for("5 5", "11")]
+    tester = fake_openai(responder=lambda messages, n, body: [answers[i % 3] for i in range(n)])
+    config = ServeConfig(tester="t", base_url=tester.base_url, api_key="k", k_case=3, cache_dir=tmp_path,
+                         workers=1, executor="ray", ray_address=cluster.address)  # fmt: skip
+    items = [
+        {"problem": "ADD: print a+b.", "code": ADD},
+        {"problem": "ADD: print a+b.", "code": "print(3)"},
+        {"problem": "ADD: print a+b.", "code": "raise SystemExit(1)"},
+    ]
+    with serve_in_background(create_app(config)) as url:
+        ready = httpx.get(url + "/ready", timeout=30).json()
+        response = httpx.post(url + "/v1/score", json={"items": items}, timeout=120)
+    assert response.status_code == 200, response.text
+    assert [(r["passed"], r["total"]) for r in response.json()["results"]] == [(2, 3), (1, 3), (0, 3)]
+    assert ready["sandbox"]["started"] and ready["sandbox"]["workers"] == 2  # one worker on each of the two nodes

@@ -25,7 +25,7 @@ DEBUG_ENV = "CURE_DEBUG"
 
 # Executor flags, shared by bench, bon, reward-serve and train (one declaration, one help text).
 ExecutorOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--executor",
         help="Where programs run: local (this machine's cores) or ray (one sandbox per node of a Ray cluster; "
