@@ -212,7 +212,8 @@ def test_train_judge_on_ray_gives_the_local_advantages(cluster):
     from tests.test_train_judge import DOUBLE, NEG, ROWS_0, ROWS_1
 
     def score(reward: dict):
-        cfg = parse_config({"model": "m", "train_dataset": "d", "rollout": {"k_code": 3, "k_case": 3}, "reward": reward})
+        rollout = {"k_code": 3, "k_case": 3}
+        cfg = parse_config({"model": "m", "train_dataset": "d", "rollout": rollout, "reward": reward})
         judge = make_judge(cfg, [DOUBLE, NEG], [DOUBLE.hidden_tests, NEG.hidden_tests])
         try:
             return judge.score(ROWS_0 + ROWS_1)
@@ -250,3 +251,27 @@ def test_reward_server_on_ray_scores_like_hand_computed(cluster, tmp_path, fake_
     assert response.status_code == 200, response.text
     assert [(r["passed"], r["total"]) for r in response.json()["results"]] == [(2, 3), (1, 3), (0, 3)]
     assert ready["sandbox"]["started"] and ready["sandbox"]["workers"] == 2  # one worker on each of the two nodes
+
+
+def test_the_base_install_never_imports_ray():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom cure_bench.cli import app\nimport cure_bench.sandbox, cure_bench.pipeline, cure_bench.serve\n"
+        "from cure_bench.config import BenchConfig, ModelConfig\n"
+        "BenchConfig(dataset='sample', coder=ModelConfig('m'), executor='ray', ray_address='local')\n"
+        "print('ray' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_without_ray_the_error_names_the_extra(monkeypatch):
+    import sys
+
+    from cure_bench.errors import MissingExtraError
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(MissingExtraError, match=r"pip install 'cure-toolkit\[ray\]'"):
+        open_sandbox("ray", "local")

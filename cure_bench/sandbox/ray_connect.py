@@ -75,8 +75,8 @@ def connect(address: str) -> Any:
     """Connect this process to the cluster at ``address`` (once; later calls reuse the connection) and
     return the ``ray`` module. A connection the caller made itself is reused when it is the same cluster."""
     global _connected
+    check_reachable(address)  # first: a wrong address is the same one line with or without ray installed
     ray = import_ray()
-    check_reachable(address)
     if ray.is_initialized():
         if _connected == address or (_connected is None and _same_cluster(ray, address)):
             return ray
