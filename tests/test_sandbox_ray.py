@@ -275,3 +275,22 @@ def test_without_ray_the_error_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(MissingExtraError, match=r"pip install 'cure-toolkit\[ray\]'"):
         open_sandbox("ray", "local")
+
+
+@needs_ray
+@pytest.mark.slow
+def test_several_threads_share_the_cluster(cluster):
+    """The reward server calls ``run`` from several threads at once: each gets its own results, in its order."""
+    job_sets = [[ExecJob(ADD, f"{t} {i}\n", 1.0, 256) for i in range(10)] for t in range(3)]
+    got: dict[int, list[str]] = {}
+    with open_sandbox("ray", cluster.address, use_cache=False) as box:
+
+        def call(t: int) -> None:
+            got[t] = [r.stdout.strip() for r in box.run(job_sets[t])]
+
+        threads = [threading.Thread(target=call, args=(t,)) for t in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+    assert got == {t: [str(t + i) for i in range(10)] for t in range(3)}

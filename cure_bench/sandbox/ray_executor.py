@@ -173,6 +173,12 @@ class RaySandbox:
                 "provide, or install bubblewrap on every node"
             )
         (self._level,) = levels
+        if self._level != "bwrap":  # the actors' own warnings stay in the nodes' logs (log_to_driver is off)
+            log.warning(
+                "ray sandbox: isolation %r on every node, not bwrap: install bubblewrap on the nodes for full "
+                "containment (docs/sandbox.md)",
+                self._level,
+            )
 
     def _admit(self, actor: _Actor, ready: dict[str, Any], level: str | None) -> None:
         """Check an actor's report and make it usable."""
