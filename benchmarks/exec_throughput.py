@@ -2,6 +2,7 @@
 
     python benchmarks/exec_throughput.py            # 20 tasks x 16 programs x 24 tests = 7,680 executions
     python benchmarks/exec_throughput.py --quick    # 6 tasks x 16 programs x 8 tests
+    python benchmarks/exec_throughput.py --quick --skip-naive --ray local   # + the Ray executor against local
 
 A deterministic mixed workload (seeded), written by us (nothing model-generated): per task, 16 programs
 (correct ones reading stdin in nine styles, wrong answers, exceptions, non-zero exits, a slow-but-fine one, an
@@ -11,6 +12,9 @@ parallel as cores; the script prints executions/s of each, their ratio, wrong ve
 truth, and the engine's wall time against the CPU floor (the CPU time the programs themselves used / cores).
 The "CPU-light" phase (small inputs, no deliberately slow or memory-hungry program) measures per-execution
 overhead; the "heavy" phase is the rest. The machine may be shared: figures are only comparable side by side.
+``--ray ADDRESS`` (``local`` starts Ray here; or a cluster's HOST:PORT) also judges each phase with the Ray
+executor and prints its executions/s beside the local engine's from the same run, and the ratio (start-up
+excluded from both, and printed apart). On ``local`` both use the same cores: the ratio is Ray's overhead.
 """
 
 from __future__ import annotations
@@ -177,6 +181,52 @@ def run_engine(cases: list[Case], workers: int) -> tuple[list[Verdict], float, f
     return verdicts, wall, cpu, engine_cpu
 
 
+def run_ray(cases: list[Case], address: str, workers: int | None) -> tuple[list[Verdict], float, float, dict]:
+    """Judge with the Ray executor; returns verdicts, wall seconds of the run, start-up seconds, its record."""
+    from cure_bench.sandbox import open_sandbox
+
+    start = time.perf_counter()
+    with open_sandbox("ray", address, workers=workers, use_cache=False) as sandbox:
+        started = time.perf_counter()
+        results = sandbox.run([c.job for c in cases])
+        wall = time.perf_counter() - started
+        info = sandbox.describe()
+    verdicts = [judge(r, c.expected) for r, c in zip(results, cases, strict=True)]
+    return verdicts, wall, started - start, info
+
+
+def ray_line(name: str, cases: list[Case], address: str, workers: int) -> dict:
+    """The Ray executor and the local engine on the same jobs, one after the other."""
+    start = time.perf_counter()
+    local_verdicts, local_wall, _, _ = run_engine(cases, workers)
+    local_start = time.perf_counter() - start - local_wall
+    verdicts, wall, ray_start, info = run_ray(cases, address, None if address != "local" else workers)
+    nodes = info["ray"]["nodes"]
+    row = {
+        "phase": name,
+        "executions": len(cases),
+        "ray_address": address,
+        "ray_nodes": len(nodes),
+        "ray_workers": sum(n["workers"] for n in nodes),
+        "ray_exec_per_s": len(cases) / wall,
+        "ray_wrong": wrong(verdicts, cases),
+        "ray_start_s": ray_start,
+        "local_exec_per_s": len(cases) / local_wall,
+        "local_wrong": wrong(local_verdicts, cases),
+        "local_start_s": local_start,
+        "ray_vs_local": local_wall / wall,
+        "verdicts_identical": verdicts == local_verdicts,
+    }
+    print(
+        f"{name:>9}: {len(cases):5d} exec | ray ({address}, {row['ray_nodes']} node(s), {row['ray_workers']} workers) "
+        f"{row['ray_exec_per_s']:7.1f} exec/s, {row['ray_wrong']} wrong, start {ray_start:.1f} s | local "
+        f"{row['local_exec_per_s']:7.1f} exec/s ({workers} workers), start {local_start:.1f} s | "
+        f"ray/local {row['ray_vs_local']:.2f}x | verdicts identical: {row['verdicts_identical']}",
+        flush=True,
+    )
+    return row
+
+
 def naive_one(case: Case, workdir: Path, index: int) -> Verdict:
     """What a simple harness does: a cold interpreter per execution, wall-clock timeout, no limits."""
     path = workdir / f"prog_{index}.py"
@@ -271,6 +321,11 @@ def main() -> None:
         "--upstream-repo", help=f"CURE checkout or bare mirror for --exec-harness (default ${UPSTREAM_ENV})"
     )
     parser.add_argument("--batch", type=int, default=4, help="executions the upstream harness runs at once per worker")
+    parser.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="also judge with the Ray executor at ADDRESS (local: start Ray here) and print ray/local per phase",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     harness = None
@@ -343,6 +398,9 @@ def main() -> None:
         f"load average after: {os.getloadavg()[0]:.1f} (a shared machine inflates wall-clock ratios; the "
         "engine-CPU/program-CPU ratio is what an idle machine's wall time would approach)"
     )
+    if args.ray:
+        print(f"Ray executor against the local engine (same jobs, same run), load average {os.getloadavg()[0]:.1f}:")
+        rows += [ray_line("cpu-light", light, args.ray, args.workers), ray_line("heavy", heavy, args.ray, args.workers)]
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 

@@ -60,8 +60,10 @@ class BenchConfig:
     show_examples: bool = False
     coder_prompt: Path | None = None
     tester_prompt: Path | None = None
-    workers: int | None = None
+    workers: int | None = None  # per machine (per node under --executor ray)
     sandbox: str = "auto"
+    executor: str = "local"  # local | ray (cure_bench.sandbox.executor)
+    ray_address: str | None = None  # --executor ray; None reads $RAY_ADDRESS
     exec_cache: bool = True
     compare: CompareMode = CompareMode.WHITESPACE
     memory_limit_mb: int = 2048
@@ -102,6 +104,9 @@ class BenchConfig:
 
         if self.sandbox not in ("auto", *LEVELS):
             raise ConfigError(f"--sandbox must be one of auto, {', '.join(LEVELS)} (got {self.sandbox!r})")
+        from cure_bench.sandbox.executor import check_executor
+
+        check_executor(self.executor, self.ray_address)
         bad_k = [k for k in self.pass_at if k < 1 or k > self.k_code]
         if bad_k:
             raise ConfigError(f"pass@k needs 1 <= k <= --k-code ({self.k_code}); got {bad_k}")

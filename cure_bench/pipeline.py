@@ -397,9 +397,9 @@ def _extract(
 def _check_sandbox_starts(cfg: BenchConfig) -> None:
     """Start (and stop) the requested isolation level now: a level this machine cannot provide must fail
     before hours of generation, not after."""
-    from cure_bench.sandbox import Sandbox
+    from cure_bench.sandbox import open_sandbox
 
-    with Sandbox(workers=1, isolation=cfg.sandbox, use_cache=False):
+    with open_sandbox(cfg.executor, cfg.ray_address, workers=1, isolation=cfg.sandbox, use_cache=False):
         pass
 
 
@@ -413,7 +413,7 @@ def _judge(
 ) -> tuple[list[TaskTable], dict[str, Any]]:
     """Judge every program; ``hide`` (the dataset file, the output directory) must be invisible to programs:
     the sandbox checks that from inside before it runs anything."""
-    from cure_bench.sandbox import Sandbox, TableSpec, build_tables
+    from cure_bench.sandbox import TableSpec, build_tables, open_sandbox
 
     specs = [
         TableSpec(
@@ -429,7 +429,9 @@ def _judge(
     cache_dir = run_dir / rundir.EXEC_CACHE_DIR if cfg.exec_cache else None
     stage = "judge"
     try:
-        with Sandbox(
+        with open_sandbox(
+            cfg.executor,
+            cfg.ray_address,
             workers=cfg.workers,
             isolation=cfg.sandbox,
             cache_dir=cache_dir,

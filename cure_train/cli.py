@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from cure_bench.cli.common import cli_errors, err_console, setup_logging
+from cure_bench.cli.common import ExecutorOpt, RayAddress, cli_errors, err_console, setup_logging
 from cure_bench.errors import ConfigError
 
 ConfigArg = Annotated[Path | None, typer.Argument(help="The training config (YAML); see --print-default-config.")]
@@ -136,6 +136,8 @@ def register(app: typer.Typer) -> None:
         zero: Zero = None,
         prepare_labels: PrepareLabels = False,
         no_memory_check: NoMemoryCheck = False,
+        executor: ExecutorOpt = None,
+        ray_address: RayAddress = None,
     ) -> None:
         """Train one model as coder and unit tester with CURE's co-evolution RL (TRL GRPO underneath).
 
@@ -150,10 +152,15 @@ def register(app: typer.Typer) -> None:
         if config is None:
             raise ConfigError("cure train: give a CONFIG file (start from `cure train --print-default-config`)")
         setup_logging(verbose)
+        overrides = parse_overrides(set_)
+        # the flags are shortcuts for the judge's config keys (the config file's value when left out)
+        for key, value in (("reward.sandbox_executor", executor), ("reward.ray_address", ray_address)):
+            if value is not None:
+                overrides[key] = value
         if plan:
-            _print_plan(config, parse_overrides(set_), gpus, gpu_memory, zero)
+            _print_plan(config, overrides, gpus, gpu_memory, zero)
             return
-        cfg = load_config(config, parse_overrides(set_))
+        cfg = load_config(config, overrides)
         if prepare_labels:
             from cure_train.labels import prepare_labels as run_prepare
 

@@ -129,6 +129,8 @@ class RewardSection(_Section):
     tester: TesterConfig = Field(default_factory=TesterConfig)
     sandbox_workers: int | None = Field(None, ge=1)
     sandbox_isolation: str = "auto"
+    sandbox_executor: Literal["local", "ray"] = "local"
+    ray_address: str | None = None
     memory_limit_mb: int = Field(2048, ge=64)
 
     @model_validator(mode="after")
@@ -143,6 +145,17 @@ class RewardSection(_Section):
                 "tester: labels 'tester' needs reward.tester.url (a `cure reward-serve` server) "
                 "or reward.tester.model (a model to generate the tests)"
             )
+        from cure_bench.errors import ConfigError
+        from cure_bench.sandbox.executor import check_executor
+
+        try:
+            check_executor(self.sandbox_executor, self.ray_address)
+        except ConfigError as exc:
+            raise ValueError(
+                f"sandbox_executor/ray_address: {exc}".replace("--executor", "sandbox_executor").replace(
+                    "--ray-address", "ray_address"
+                )
+            ) from None
         return self
 
 

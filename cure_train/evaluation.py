@@ -49,6 +49,8 @@ def bench_config(cfg: TrainConfig, model_dir: Path, run_dir: Path) -> Any:
         tester_prompt=Path(cfg.prompts.tester) if cfg.prompts.tester else None,
         workers=cfg.reward.sandbox_workers,
         sandbox=cfg.reward.sandbox_isolation,
+        executor=cfg.reward.sandbox_executor,
+        ray_address=cfg.reward.ray_address,
         memory_limit_mb=cfg.reward.memory_limit_mb,
         command=f"cure train (evaluation of {model_dir})",
     )

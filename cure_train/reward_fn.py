@@ -233,14 +233,21 @@ class CureJudge:
 
 
 def sandbox_builder(
-    workers: int | None, isolation: str, compare: CompareMode = CompareMode.WHITESPACE
+    workers: int | None,
+    isolation: str,
+    compare: CompareMode = CompareMode.WHITESPACE,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> Callable[[ExitStack], TableBuilder]:
-    """``open_builder`` for :class:`CureJudge` backed by one ``cure_bench.sandbox.Sandbox`` per run."""
+    """``open_builder`` for :class:`CureJudge` backed by one sandbox per run: this machine's process pool, or
+    (``executor="ray"``) one pool per node of a Ray cluster."""
 
     def open_builder(stack: ExitStack) -> TableBuilder:
-        from cure_bench.sandbox import Sandbox, build_tables
+        from cure_bench.sandbox import build_tables, open_sandbox
 
-        box = stack.enter_context(Sandbox(workers=workers, isolation=isolation, use_cache=False))
+        box = stack.enter_context(
+            open_sandbox(executor, ray_address, workers=workers, isolation=isolation, use_cache=False)
+        )
         log.debug("sandbox started for training rewards: %s", box.describe())
         return lambda specs: build_tables(box, specs, compare=compare)
 

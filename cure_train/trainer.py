@@ -208,7 +208,9 @@ def make_judge(cfg: TrainConfig, tasks: list[Task], hidden: list[list[TestCase]]
         hidden,
         RewardConfig(rcfg.enable_efficient, rcfg.max_len_threshold, rcfg.min_len_threshold, rcfg.post_stage),
         k=cfg.rollout.k,
-        open_builder=sandbox_builder(rcfg.sandbox_workers, rcfg.sandbox_isolation),
+        open_builder=sandbox_builder(
+            rcfg.sandbox_workers, rcfg.sandbox_isolation, executor=rcfg.sandbox_executor, ray_address=rcfg.ray_address
+        ),
         memory_limit_mb=rcfg.memory_limit_mb,
         time_limit_s=cfg.rollout.exec_time_limit_s,
     )

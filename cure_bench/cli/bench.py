@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cure_bench.cli.common import cli_errors, err_console, setup_logging, tidy_help
+from cure_bench.cli.common import ExecutorOpt, RayAddress, cli_errors, err_console, setup_logging, tidy_help
 from cure_bench.generation.backends import backend_help
 
 # Option types shared by both commands: defined once so the two stay identical.
@@ -104,7 +104,12 @@ TesterPrompt = Annotated[
     Path | None,
     typer.Option("--tester-prompt", help="Tester prompt template (.txt or .json; {{problem}}, {{example_intro}})."),
 ]
-Workers = Annotated[int | None, typer.Option("--workers", help="Sandbox worker processes (default: one per core).")]
+Workers = Annotated[
+    int | None,
+    typer.Option(
+        "--workers", help="Sandbox worker processes per machine, per node with --executor ray (default: one per core)."
+    ),
+]
 SandboxOpt = Annotated[
     str,
     typer.Option(
@@ -165,6 +170,8 @@ SHARED_FLAGS: tuple[tuple[str, Any, Any], ...] = (
     ("tester_prompt", TesterPrompt, None),
     ("workers", Workers, None),
     ("sandbox", SandboxOpt, "auto"),
+    ("executor", ExecutorOpt, "local"),
+    ("ray_address", RayAddress, None),
     ("no_exec_cache", NoExecCache, False),
     ("compare", Compare, "whitespace"),
     ("memory_limit", MemoryLimit, 2048),
@@ -278,7 +285,8 @@ def _config_kwargs(flags: dict[str, Any]) -> dict[str, Any]:
     except ValueError:
         raise ConfigError(f"--compare must be one of whitespace, exact, float (got {flags['compare']!r})") from None
     copied = ("dataset", "k_code", "k_case", "bon", "max_test", "limit", "output_dir", "show_examples", "coder_prompt",
-              "tester_prompt", "workers", "sandbox", "start_date", "end_date", "strict", "protocol")  # fmt: skip
+              "tester_prompt", "workers", "sandbox", "executor", "ray_address", "start_date", "end_date", "strict",
+              "protocol")  # fmt: skip
     return {
         **{name: flags[name] for name in copied},
         "compare": compare,
@@ -398,7 +406,8 @@ _PANEL_OF = {
         ("output_dir", "no_resume", "rerun", "yes", "price_per_mtok", "json_out", "verbose"), "Run directory and output"
     ),
     **dict.fromkeys(
-        ("sandbox", "workers", "no_exec_cache", "compare", "memory_limit", "judge_compat"), "Sandbox and judging"
+        ("sandbox", "workers", "executor", "ray_address", "no_exec_cache", "compare", "memory_limit", "judge_compat"),
+        "Sandbox and judging",
     ),
 }  # fmt: skip
 

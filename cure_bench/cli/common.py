@@ -10,7 +10,7 @@ import functools
 import logging
 import os
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -22,6 +22,24 @@ F = TypeVar("F", bound=Callable[..., Any])
 err_console = Console(stderr=True)
 
 DEBUG_ENV = "CURE_DEBUG"
+
+# Executor flags, shared by bench, bon, reward-serve and train (one declaration, one help text).
+ExecutorOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--executor",
+        help="Where programs run: local (this machine's cores) or ray (one sandbox per node of a Ray cluster; "
+        "pip install 'cure-toolkit[ray]').",
+    ),
+]
+RayAddress = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        help="--executor ray: HOST:PORT of the head node (`ray start --head`), ray://HOST:PORT, auto, or local "
+        "to start Ray on this machine (default: $RAY_ADDRESS).",
+    ),
+]
 
 
 def cli_errors(fn: F) -> F:

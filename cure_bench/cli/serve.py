@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cure_bench.cli.common import cli_errors, err_console, setup_logging
+from cure_bench.cli.common import ExecutorOpt, RayAddress, cli_errors, err_console, setup_logging
 from cure_bench.generation.backends import backend_help
 from cure_bench.serve.config import DEFAULT_PORT
 
@@ -50,7 +50,11 @@ def reward_serve(
         ),
     ] = None,
     workers: Annotated[
-        int | None, typer.Option("--workers", help="Sandbox worker processes (default: one per core).")
+        int | None,
+        typer.Option(
+            "--workers",
+            help="Sandbox worker processes per machine, per node with --executor ray (default: one per core).",
+        ),
     ] = None,
     sandbox: Annotated[
         str,
@@ -59,6 +63,8 @@ def reward_serve(
             help="Isolation: auto, bwrap, unshare, rlimits, or none (no containment; only for trusted code).",
         ),
     ] = "auto",
+    executor: ExecutorOpt = "local",
+    ray_address: RayAddress = None,
     request_timeout: Annotated[
         float, typer.Option("--request-timeout", help="Seconds a request waits for the tester before a 503.")
     ] = 300.0,
@@ -80,6 +86,8 @@ def reward_serve(
         cache_dir=cache_dir,
         workers=workers,
         sandbox=sandbox,
+        executor=executor or "local",
+        ray_address=ray_address,
         request_timeout_s=request_timeout,
     )
 

@@ -213,7 +213,7 @@ class _NoProgress:
 
 def _feedback(cfg: RefineConfig, states: list[_TaskState]) -> list[tuple[int, int, list[Feedback]]]:
     """Every program failing a generated test, with up to F failing tests re-run in the sandbox for their output."""
-    from cure_bench.sandbox import Sandbox
+    from cure_bench.sandbox import open_sandbox
 
     wanted: list[tuple[int, int, list[tuple[TestCase, str, str]]]] = []
     for t, st in enumerate(states):
@@ -231,8 +231,9 @@ def _feedback(cfg: RefineConfig, states: list[_TaskState]) -> list[tuple[int, in
             wanted.append((t, i, [(c, src, v) for c, src, v in chosen]))
     jobs = [ExecJob(states[t].programs[i] or "", c.input, states[t].task.time_limit, cfg.bench.memory_limit_mb)
             for t, i, tests in wanted for c, _, _ in tests]  # fmt: skip
-    with Sandbox(
-        workers=cfg.bench.workers, isolation=cfg.bench.sandbox, use_cache=False, compat=cfg.bench.judge_compat
+    b = cfg.bench
+    with open_sandbox(
+        b.executor, b.ray_address, workers=b.workers, isolation=b.sandbox, use_cache=False, compat=b.judge_compat
     ) as box:
         results = iter(box.run(jobs) if jobs else [])
     out = []

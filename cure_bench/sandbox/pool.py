@@ -84,14 +84,7 @@ class Sandbox:
         hide: Sequence[str | Path] = (),
         compat: Sequence[str] = (),
     ):
-        if isolation not in ("auto", *isolation_levels()):
-            raise ConfigError(
-                f"--sandbox: unknown isolation level {isolation!r}; use auto, " + ", ".join(isolation_levels())
-            )
-        if workers is not None and workers < 1:
-            raise ConfigError(f"--workers must be >= 1, got {workers}")
-        if max_output_bytes < 1024:
-            raise ConfigError(f"max_output_bytes must be >= 1024, got {max_output_bytes}")
+        check_options(isolation, workers, max_output_bytes)
         self.workers = workers or default_workers()
         self.max_output_bytes = max_output_bytes
         self.compat = check_compat(compat)  # upstream behaviours asked for (sandbox/compat.py); () = python3
@@ -349,6 +342,7 @@ class Sandbox:
     def describe(self) -> dict[str, Any]:
         """What the run manifest records about the engine."""
         return {
+            "executor": "local",
             "isolation_level": self.isolation_level,
             **isolation.CONTAINS[self.isolation_level],
             "uid_drop": isolation.drops_uid(self.isolation_level),
@@ -414,6 +408,18 @@ class Sandbox:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def check_options(isolation: str, workers: int | None, max_output_bytes: int) -> None:
+    """The constructor's argument checks, shared with the Ray executor (which checks them before connecting)."""
+    if isolation not in ("auto", *isolation_levels()):
+        raise ConfigError(
+            f"--sandbox: unknown isolation level {isolation!r}; use auto, " + ", ".join(isolation_levels())
+        )
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {workers}")
+    if max_output_bytes < 1024:
+        raise ConfigError(f"max_output_bytes must be >= 1024, got {max_output_bytes}")
 
 
 def _portable() -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from cure_bench.sandbox.pool import Sandbox
+from cure_bench.sandbox.executor import Executor
 from cure_bench.sandbox.verdicts import judge, output_digest
 from cure_bench.types import CompareMode, ExecJob, ExecResult, TaskTable, TestCase, Verdict
 
@@ -59,7 +59,7 @@ def _empty_table(spec: TableSpec) -> TaskTable:
 
 
 def build_tables(
-    sandbox: Sandbox,
+    sandbox: Executor,
     specs: Sequence[TableSpec],
     compare: CompareMode = CompareMode.WHITESPACE,
     on_progress: Callable[[int, int], None] | None = None,

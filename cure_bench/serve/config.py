@@ -42,6 +42,10 @@ class ServeConfig:
     persist: bool = field(default=True, metadata={"help": "keep the test cache in SQLite (False: memory only)"})
     workers: int | None = field(default=None, metadata={"help": "sandbox worker processes [--workers]"})
     sandbox: str = field(default="auto", metadata={"help": "sandbox isolation level [--sandbox]"})
+    executor: str = field(default="local", metadata={"help": "local | ray: where programs run [--executor]"})
+    ray_address: str | None = field(
+        default=None, metadata={"help": "Ray cluster for --executor ray; None reads $RAY_ADDRESS [--ray-address]"}
+    )
     request_timeout_s: float = field(default=300.0, metadata={"help": "max wait for the tester [--request-timeout]"})
     tester_timeout_s: float = field(default=600.0, metadata={"help": "HTTP timeout of one tester request"})
     tester_max_retries: int = field(default=2, metadata={"help": "retries of a failed tester request"})
@@ -89,6 +93,9 @@ class ServeConfig:
             raise ConfigError(f"--k-case {self.k_case} is above max_num_tests {self.max_num_tests}; raise the limit")
         if self.workers is not None and self.workers < 1:
             raise ConfigError(f"--workers must be >= 1, got {self.workers} (leave it out for one per CPU core)")
+        from cure_bench.sandbox.executor import check_executor
+
+        check_executor(self.executor, self.ray_address)
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"--port must be in 0..65535, got {self.port}")
         seconds_fields = (

@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cure_bench.sandbox import Sandbox, TableSpec, build_tables
+from cure_bench.sandbox import Executor, TableSpec, build_tables
 from cure_bench.serve.prometheus import Registry
 from cure_bench.types import ExecJob, ExecResult, TestCase, Verdict
 
@@ -31,7 +31,7 @@ class JudgeRequest:
 class ExecutionService:
     """Verdict rows (one per program, one verdict per test) for batches of JudgeRequests."""
 
-    def __init__(self, sandbox: Sandbox, concurrency: int, metrics: Registry) -> None:
+    def __init__(self, sandbox: Executor, concurrency: int, metrics: Registry) -> None:
         self.sandbox = sandbox
         self.metrics = metrics
         self._slots = asyncio.Semaphore(concurrency)

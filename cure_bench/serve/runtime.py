@@ -25,7 +25,7 @@ from cure_bench.serve.tester import GenerationBatcher, TesterService
 from cure_bench.types import Generator
 
 if TYPE_CHECKING:
-    from cure_bench.sandbox import Sandbox
+    from cure_bench.sandbox import Executor
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 class Runtime:
     """Generator, test store, sandbox and the services built on them."""
 
-    def __init__(self, config: ServeConfig, generator: Generator | None, sandbox: Sandbox | None, metrics: Registry):
+    def __init__(self, config: ServeConfig, generator: Generator | None, sandbox: Executor | None, metrics: Registry):
         self.config = config
         self.metrics = metrics
         self._owns_generator = generator is None
@@ -128,12 +128,15 @@ def _build_generator(config: ServeConfig) -> Generator:
     return opened.generator
 
 
-def build_sandbox(config: ServeConfig) -> Sandbox:
-    """The sandbox ``config`` asks for (worker processes start now; close it, or use it as a context manager)."""
-    from cure_bench.sandbox import Sandbox
+def build_sandbox(config: ServeConfig) -> Executor:
+    """The sandbox ``config`` asks for, here or on a Ray cluster (worker processes start now; close it, or use
+    it as a context manager). The exec cache stays on this machine either way."""
+    from cure_bench.sandbox import open_sandbox
 
     assert config.cache_dir is not None
-    return Sandbox(
+    return open_sandbox(
+        config.executor,
+        config.ray_address,
         workers=config.workers,
         isolation=config.sandbox,
         cache_dir=config.cache_dir / "exec",
