@@ -114,6 +114,13 @@ SandboxOpt = Annotated[
 NoExecCache = Annotated[
     bool, typer.Option("--no-exec-cache", help="Re-execute everything instead of reusing cached verdicts.")
 ]
+NoOverlap = Annotated[
+    bool,
+    typer.Option(
+        "--no-overlap",
+        help="Judge only after every sample is generated (default: judge each task as soon as its answers are in).",
+    ),
+]
 Compare = Annotated[str, typer.Option("--compare", help="Output comparison: whitespace (CURE's), exact, or float.")]
 MemoryLimit = Annotated[int, typer.Option("--memory-limit", help="Memory limit per execution in MiB.")]
 StartDate = Annotated[
@@ -159,6 +166,7 @@ SHARED_FLAGS: tuple[tuple[str, Any, Any], ...] = (
     ("workers", Workers, None),
     ("sandbox", SandboxOpt, "auto"),
     ("no_exec_cache", NoExecCache, False),
+    ("no_overlap", NoOverlap, False),
     ("compare", Compare, "whitespace"),
     ("memory_limit", MemoryLimit, 2048),
     ("start_date", StartDate, None),
@@ -287,6 +295,7 @@ def _config_kwargs(flags: dict[str, Any]) -> dict[str, Any]:
         "rerun": flags["rerun"],
         "price_per_mtok": flags["price_per_mtok"],
         "exec_cache": not flags["no_exec_cache"],
+        "overlap": not flags["no_overlap"],
     }
 
 
@@ -388,7 +397,9 @@ _PANEL_OF = {
     **dict.fromkeys(
         ("output_dir", "no_resume", "rerun", "yes", "price_per_mtok", "json_out", "verbose"), "Run directory and output"
     ),
-    **dict.fromkeys(("sandbox", "workers", "no_exec_cache", "compare", "memory_limit"), "Sandbox and judging"),
+    **dict.fromkeys(
+        ("sandbox", "workers", "no_exec_cache", "no_overlap", "compare", "memory_limit"), "Sandbox and judging"
+    ),
 }  # fmt: skip
 
 
