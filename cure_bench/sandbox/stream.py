@@ -86,13 +86,13 @@ class TableStream:
 
     def finish(self, poll_s: float = 0.2) -> list[TaskTable]:
         """Wait until every spec is judged and return the tables in index order (Ctrl-C can interrupt)."""
-        missing = [i for i in range(len(self._tables)) if i not in self._submitted]
-        if missing:
-            raise ValueError(f"{len(missing)} spec(s) never submitted, first {missing[0]}")
         with self._idle:
             while self._in_batch and self._error is None:
                 self._idle.wait(poll_s)  # wakes for KeyboardInterrupt too
         self._raise_error()
+        missing = [i for i in range(len(self._tables)) if i not in self._submitted]
+        if missing:
+            raise ValueError(f"{len(missing)} spec(s) never submitted, first {missing[0]}")
         self._stop_threads()
         return [t for t in self._tables if t is not None]
 
