@@ -74,6 +74,9 @@ class BenchConfig:
     # --strict: refuse a dataset with rows upstream skips (no hidden tests, no question) instead of leaving them out
     strict: bool = False
     pass_at: tuple[int, ...] = (1,)
+    # judge each task as soon as its answers are in, while others generate (False: every sample, then every
+    # table; the same files either way, see cure_bench/overlap.py)
+    overlap: bool = True
     command: str | None = None  # the command line, for the manifest
 
     def __post_init__(self) -> None:

@@ -18,13 +18,14 @@ from cure_bench.config import BenchConfig
 from cure_bench.errors import ConfigError, RunInterrupted
 from cure_bench.generation.plan import GenerationPlan, open_role, plan_roles
 from cure_bench.generation.prompts import PromptTemplate, load_template
+from cure_bench.generation.stage import generate
 from cure_bench.job import JobSize, estimate_job
 from cure_bench.runs import directory as rundir
 from cure_bench.runs.files import TaskRecord, build_manifest, write_outputs
-from cure_bench.types import ChatMessages, Completion, Generator, SamplingParams, Task, TaskTable
+from cure_bench.types import ChatMessages, Completion, Generator, Task, TaskTable
 
 if TYPE_CHECKING:
-    from cure_bench.generation.cache import GenerationCache
+    from cure_bench.sandbox import Executor, TableSpec
 
 log = logging.getLogger(__name__)
 
@@ -160,14 +161,24 @@ def _run(
         if cfg.single
         else [protocol.tester_prompt(t, templates[1], generation.text[1], cfg.show_examples, cfg.k_case) for t in tasks]
     )
-    code_answers, test_answers, generators_info = _generate(
-        cfg, generation, opened, coder_msgs, tester_msgs, run_dir, progress
-    )
-    records = [
-        _extract(task, coder_msgs[i], tester_msgs[i] if tester_msgs else None, code_answers[i], test_answers[i], cfg)
-        for i, task in enumerate(tasks)
-    ]
-    tables, sandbox_info = _judge(cfg, tasks, records, run_dir, progress, hide=[inputs.dataset.path, run_dir.parent])
+    hide = [inputs.dataset.path, run_dir.parent]
+    if cfg.overlap:  # each task is judged the moment its answers are in, while others are still generating
+        from cure_bench.overlap import generate_and_judge
+
+        records, tables, generators_info, sandbox_info = generate_and_judge(
+            cfg, generation, opened, tasks, (coder_msgs, tester_msgs), run_dir, progress, hide
+        )
+    else:  # the sequential path: every sample first, then every table
+        code_answers, test_answers, generators_info = generate(
+            cfg, generation, opened, coder_msgs, tester_msgs, run_dir, progress
+        )
+        records = [
+            extract_record(
+                task, coder_msgs[i], tester_msgs[i] if tester_msgs else None, code_answers[i], test_answers[i], cfg
+            )
+            for i, task in enumerate(tasks)
+        ]
+        tables, sandbox_info = _judge(cfg, tasks, records, run_dir, progress, hide=hide)
     for record, table in zip(records, tables, strict=True):
         record.table = table
 
@@ -290,86 +301,7 @@ def _plain(values: dict[str, Any]) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
 
 
-def _generate(
-    cfg: BenchConfig,
-    generation: GenerationPlan,
-    opened: dict[str, tuple[Generator, dict[str, Any]]],
-    coder_msgs: list[ChatMessages],
-    tester_msgs: list[ChatMessages] | None,
-    run_dir: Path,
-    progress: Progress,
-) -> tuple[list[list[Completion]], list[list[Completion]], dict[str, Any]]:
-    """Ask every model for what the cache lacks; same-identity roles share one generator and one batch."""
-    from cure_bench.generation.cache import GenerationCache
-
-    n_tasks = len(coder_msgs)
-    coder_params, tester_params = (s.params for s in generation.sampling)
-    coder_prompts = [(m, cfg.k_code, coder_params) for m in coder_msgs]
-    tester_prompts = [(m, cfg.k_case, tester_params) for m in tester_msgs or []]
-    cache = GenerationCache(run_dir / rundir.GENERATION_CACHE)
-    info: dict[str, Any] = {}
-    try:
-        if "tester" not in generation.plans:
-            answers = _run_generator(opened["coder"][0], cache, coder_prompts + tester_prompts, progress)
-            info["coder"] = opened["coder"][1]
-            info["tester"] = info["coder"] if tester_prompts else None
-            return answers[:n_tasks], answers[n_tasks:] or [[] for _ in range(n_tasks)], info
-        code = _run_generator(opened["coder"][0], cache, coder_prompts, progress)
-        tests = _run_generator(opened["tester"][0], cache, tester_prompts, progress)
-        return code, tests, {"coder": opened["coder"][1], "tester": opened["tester"][1]}
-    finally:
-        for generator, role_info in opened.values():
-            role_info.update(generator.describe())  # what generation learned (e.g. the n-mode after a fallback)
-        cache.close()
-
-
-def _run_generator(
-    generator: Generator,
-    cache: GenerationCache,
-    prompts: list[tuple[ChatMessages, int, SamplingParams]],
-    progress: Progress,
-) -> list[list[Completion]]:
-    from cure_bench.generation.runner import generate_all
-
-    stage = f"generate ({rundir.model_basename(generator.model)})"  # a long local path would eat the bar
-    total = sum(k for _, k, _ in prompts)
-    progress.start(stage, total)
-    rate = _TokenRate()
-    answers: list[list[Completion]] = [[] for _ in prompts]
-    try:
-        # one generate_all per distinct params (coder and tester of one model may differ), in prompt order
-        for params in dict.fromkeys(p for _, _, p in prompts):
-            idx = [i for i, (_, _, p) in enumerate(prompts) if p == params]
-            base = sum(len(answers[i]) for i in range(len(prompts)))
-
-            def on_progress(done: int, n: int, base: int = base) -> None:
-                progress.advance(stage, base + done, total, tokens_per_s=rate.per_second())
-
-            group = [(prompts[i][0], prompts[i][1]) for i in idx]
-            got = generate_all(generator, cache, group, params, on_progress=on_progress, on_completion=rate.add)
-            for i, completions in zip(idx, got, strict=True):
-                answers[i] = completions
-    finally:
-        progress.finish(stage)
-    return answers
-
-
-class _TokenRate:
-    """Tokens per second of freshly generated samples (cache hits excluded), for the progress bar."""
-
-    def __init__(self) -> None:
-        self.tokens = 0
-        self.started = time.monotonic()
-
-    def add(self, completion: Completion) -> None:
-        self.tokens += completion.tokens or 0
-
-    def per_second(self) -> float | None:
-        elapsed = time.monotonic() - self.started
-        return self.tokens / elapsed if self.tokens and elapsed > 0 else None
-
-
-def _extract(
+def extract_record(
     task: Task,
     coder_msgs: ChatMessages,
     tester_msgs: ChatMessages | None,
@@ -413,32 +345,12 @@ def _judge(
 ) -> tuple[list[TaskTable], dict[str, Any]]:
     """Judge every program; ``hide`` (the dataset file, the output directory) must be invisible to programs:
     the sandbox checks that from inside before it runs anything."""
-    from cure_bench.sandbox import TableSpec, build_tables, open_sandbox
+    from cure_bench.sandbox import build_tables
 
-    specs = [
-        TableSpec(
-            task_id=task.task_id,
-            programs=record.programs,
-            hidden_tests=task.hidden_tests[: record.hidden_used],
-            generated_tests=record.generated_tests,
-            time_limit_s=task.time_limit,
-            memory_limit_mb=cfg.memory_limit_mb,
-        )
-        for task, record in zip(tasks, records, strict=True)
-    ]
-    cache_dir = run_dir / rundir.EXEC_CACHE_DIR if cfg.exec_cache else None
+    specs = [table_spec(cfg, task, record) for task, record in zip(tasks, records, strict=True)]
     stage = "judge"
     try:
-        with open_sandbox(
-            cfg.executor,
-            cfg.ray_address,
-            workers=cfg.workers,
-            isolation=cfg.sandbox,
-            cache_dir=cache_dir,
-            use_cache=cfg.exec_cache,
-            hide=[run_dir, *hide],
-            compat=cfg.judge_compat,
-        ) as box:
+        with open_run_sandbox(cfg, run_dir, hide) as box:
             progress.start(stage, 0)
             tables = build_tables(
                 box, specs, compare=cfg.compare, on_progress=lambda done, n: progress.advance(stage, done, n)
@@ -451,3 +363,34 @@ def _judge(
     finally:
         progress.finish(stage)
     return tables, info
+
+
+def table_spec(cfg: BenchConfig, task: Task, record: TaskRecord) -> TableSpec:
+    """What judging one task runs: its programs on its first ``hidden_used`` hidden tests and its generated ones."""
+    from cure_bench.sandbox import TableSpec
+
+    return TableSpec(
+        task_id=task.task_id,
+        programs=record.programs,
+        hidden_tests=task.hidden_tests[: record.hidden_used],
+        generated_tests=record.generated_tests,
+        time_limit_s=task.time_limit,
+        memory_limit_mb=cfg.memory_limit_mb,
+    )
+
+
+def open_run_sandbox(cfg: BenchConfig, run_dir: Path, hide: Sequence[Path] = ()) -> Executor:
+    """The run's sandbox on its executor: its exec cache in the run directory, the run directory and ``hide``
+    out of view, the judge-compat options asked for."""
+    from cure_bench.sandbox import open_sandbox
+
+    return open_sandbox(
+        cfg.executor,
+        cfg.ray_address,
+        workers=cfg.workers,
+        isolation=cfg.sandbox,
+        cache_dir=run_dir / rundir.EXEC_CACHE_DIR if cfg.exec_cache else None,
+        use_cache=cfg.exec_cache,
+        hide=[run_dir, *hide],
+        compat=cfg.judge_compat,
+    )

@@ -36,10 +36,12 @@ def test_bench_flags_reach_the_config(captured, monkeypatch):
          "--max-test", "3", "--temperature", "0.5", "--top-p", "0.9", "--max-tokens", "100", "--rpm", "60",
          "--tpm", "1000", "--concurrency", "4", "--limit", "7", "--seed", "3", "-o", "out", "--no-resume",
          "--show-examples", "--workers", "1", "--sandbox", "rlimits", "--no-exec-cache", "--compare", "float",
-         "--memory-limit", "512", "--start-date", "2024-01-01", "--end-date", "2024-12-31", "--single"],
+         "--memory-limit", "512", "--start-date", "2024-01-01", "--end-date", "2024-12-31", "--single",
+         "--no-overlap"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     cfg = captured["config"]
+    assert cfg.overlap is False
     assert (cfg.dataset, cfg.k_code, cfg.k_case, cfg.bon, cfg.max_test, cfg.limit) == ("MBPP", 8, 4, "2x2", 3, 7)
     assert (cfg.sampling.temperature, cfg.sampling.top_p, cfg.sampling.max_tokens, cfg.sampling.seed) == (
         0.5,
@@ -65,6 +67,7 @@ def test_yes_rerun_and_price_reach_the_library(captured, monkeypatch):
     assert result.exit_code == 0, result.output
     cfg = captured["config"]
     assert cfg.rerun is True and cfg.price_per_mtok == 0.6 and captured["confirm"] is None
+    assert cfg.overlap is True  # judging while generating is the default
 
 
 def test_strict_reaches_the_config_on_both_commands(captured):

@@ -171,3 +171,60 @@ def test_bench_over_two_servers_survives_one_dying_mid_run(tmp_path: Path) -> No
     assert endpoints[0]["alive"] is False and endpoints[1]["alive"] is True
     assert endpoints[0]["samples"] + endpoints[1]["samples"] == 3 * 2 * 4  # every sample once, none lost
     assert endpoints[0]["samples"] <= 4 * len(a_ok)
+
+
+@pytest.mark.parametrize(
+    ("flag", "urls", "message"),
+    [
+        ("--base-url", "{a},,{a}x", "empty entry"),
+        ("--base-url", "{a},127.0.0.1:9/v1", "must start with http:// or https://"),
+        ("--tester-base-url", "{a},http://h:8x/v1", "malformed port"),
+    ],
+)
+def test_cli_rejects_a_malformed_url_list_in_one_line_before_any_request(
+    tmp_path: Path, fake_openai: Any, flag: str, urls: str, message: str
+) -> None:
+    srv = fake_openai(responder=ScriptedResponder(), api_key=KEY)
+    tasks = write_task_file(tmp_path / "tasks.jsonl")
+    out = tmp_path / "run"
+    urls = urls.format(a=srv.base_url)
+    if flag == "--base-url":
+        args = ["bench", "--model", "m", "--base-url", urls, "--api-key", KEY]
+    else:
+        args = ["bon", "--coder", "c", "--tester", "t", "--coder-base-url", srv.base_url, "--tester-base-url", urls,
+                "--coder-api-key", KEY, "--tester-api-key", KEY]  # fmt: skip
+    result = CliRunner().invoke(app, [*args, "--dataset", str(tasks), "-o", str(out)])
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.output
+    assert message in lines[0] and f"{flag}" in lines[0]
+    assert srv.requests_total == 0 and not out.exists()
+
+
+@pytest.mark.slow
+def test_the_same_servers_in_another_order_resume_the_run_without_a_request(tmp_path: Path, fake_openai: Any) -> None:
+    """Which server answered is not part of any sample's key, and the run's key sorts the list."""
+    shared = ScriptedResponder()
+    a = fake_openai(responder=shared, api_key=KEY)
+    b = fake_openai(responder=shared, api_key=KEY)
+    tasks = write_task_file(tmp_path / "tasks.jsonl")
+    out = tmp_path / "run"
+
+    def bench(urls: str) -> Any:
+        return CliRunner().invoke(
+            app,
+            ["bench", "--model", "m", "--dataset", str(tasks), "--base-url", urls, "--api-key", KEY, "--k-code", "4",
+             "--k-case", "4", "--bon", "4x4", "-o", str(out), "--workers", "2", "--json"],
+        )  # fmt: skip
+
+    first = bench(f"{a.base_url},{b.base_url}")
+    assert first.exit_code == 0, first.output
+    asked = a.requests_total + b.requests_total
+    assert asked == 6 and a.requests_total and b.requests_total
+    (out / "summary.json").unlink()  # as if the run had stopped just before writing it: resume, not report
+    again = bench(f"{b.base_url},{a.base_url}")
+    assert again.exit_code == 0, again.output
+    assert a.requests_total + b.requests_total == asked  # every sample from the cache
+    metrics = json.loads((out / "summary.json").read_text())["metrics"]
+    for key in HEADLINE:
+        assert metrics[key] == pytest.approx(EXPECTED[key]), key

@@ -119,6 +119,13 @@ SandboxOpt = Annotated[
 NoExecCache = Annotated[
     bool, typer.Option("--no-exec-cache", help="Re-execute everything instead of reusing cached verdicts.")
 ]
+NoOverlap = Annotated[
+    bool,
+    typer.Option(
+        "--no-overlap",
+        help="Judge only after every sample is generated (default: judge each task as soon as its answers are in).",
+    ),
+]
 Compare = Annotated[str, typer.Option("--compare", help="Output comparison: whitespace (CURE's), exact, or float.")]
 MemoryLimit = Annotated[int, typer.Option("--memory-limit", help="Memory limit per execution in MiB.")]
 JudgeCompat = Annotated[
@@ -173,6 +180,7 @@ SHARED_FLAGS: tuple[tuple[str, Any, Any], ...] = (
     ("executor", ExecutorOpt, "local"),
     ("ray_address", RayAddress, None),
     ("no_exec_cache", NoExecCache, False),
+    ("no_overlap", NoOverlap, False),
     ("compare", Compare, "whitespace"),
     ("memory_limit", MemoryLimit, 2048),
     ("judge_compat", JudgeCompat, None),
@@ -304,6 +312,7 @@ def _config_kwargs(flags: dict[str, Any]) -> dict[str, Any]:
         "rerun": flags["rerun"],
         "price_per_mtok": flags["price_per_mtok"],
         "exec_cache": not flags["no_exec_cache"],
+        "overlap": not flags["no_overlap"],
     }
 
 
@@ -406,7 +415,8 @@ _PANEL_OF = {
         ("output_dir", "no_resume", "rerun", "yes", "price_per_mtok", "json_out", "verbose"), "Run directory and output"
     ),
     **dict.fromkeys(
-        ("sandbox", "workers", "executor", "ray_address", "no_exec_cache", "compare", "memory_limit", "judge_compat"),
+        ("sandbox", "workers", "executor", "ray_address", "no_exec_cache", "no_overlap", "compare", "memory_limit",
+         "judge_compat"),
         "Sandbox and judging",
     ),
 }  # fmt: skip

@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int], None]
 """(samples done, samples wanted); called once up front (cache hits count as done) and per sample."""
+PromptDone = Callable[[int, list[Completion]], None]
+"""(prompt index, its k completions); called once per prompt the moment its last sample is in."""
 
 
 def generate_all(
@@ -29,6 +31,7 @@ def generate_all(
     params: SamplingParams,
     on_progress: ProgressCallback | None = None,
     on_completion: Callable[[Completion], None] | None = None,
+    on_prompt_done: PromptDone | None = None,
 ) -> list[list[Completion]]:
     """For each (messages, k) return k completions (index 0..k-1), asking the generator only for missing indices.
 
@@ -36,6 +39,8 @@ def generate_all(
     answered. ``on_completion`` sees each newly generated sample (for live token rates). Prompts with
     identical messages share one request key and hence the same samples
     (they are the same request), and are asked for once, with the largest k among them.
+    ``on_prompt_done(i, completions)`` fires once for each prompt as soon as all its k samples are in (fully
+    cached prompts before any request), so a caller can start on a prompt's answers while others are pending.
     """
     context_of = getattr(generator, "cache_context", None)
     context = context_of() if context_of is not None else None
@@ -64,6 +69,8 @@ def generate_all(
         )
     if on_progress is not None:
         on_progress(done, total)
+    waiting = _Waiting(prompts, keys, have, on_prompt_done)
+    waiting.check_all()
 
     def on_sample(request: GenerationRequest, index: int, completion: Completion) -> None:
         nonlocal done
@@ -78,10 +85,48 @@ def generate_all(
             on_completion(completion)
         if on_progress is not None:
             on_progress(done, total)
+        waiting.check(request.key)
 
     if requests:
         generator.generate(requests, on_sample)
     return [_collect(generator, key, k, have[key]) for key, (_, k) in zip(keys, prompts, strict=True)]
+
+
+class _Waiting:
+    """The prompts whose samples are not all in yet, by request key, for ``on_prompt_done``."""
+
+    def __init__(
+        self,
+        prompts: Sequence[tuple[ChatMessages, int]],
+        keys: list[str],
+        have: dict[str, dict[int, Completion]],
+        on_done: PromptDone | None,
+    ) -> None:
+        self._k = [k for _, k in prompts]
+        self._have = have
+        self._on_done = on_done
+        self._by_key: dict[str, list[int]] = {}
+        if on_done is not None:
+            for i, key in enumerate(keys):
+                self._by_key.setdefault(key, []).append(i)
+
+    def check_all(self) -> None:
+        for key in list(self._by_key):
+            self.check(key)
+
+    def check(self, key: str) -> None:
+        if self._on_done is None or key not in self._by_key:
+            return
+        store, left = self._have[key], []
+        for i in self._by_key[key]:
+            if all(j in store for j in range(self._k[i])):
+                self._on_done(i, [store[j] for j in range(self._k[i])])
+            else:
+                left.append(i)
+        if left:
+            self._by_key[key] = left
+        else:
+            del self._by_key[key]
 
 
 def _missing_requests(

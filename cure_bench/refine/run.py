@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cure_bench.config import BenchConfig
-from cure_bench.errors import ConfigError
+from cure_bench.errors import ConfigError, RunInterrupted
 from cure_bench.fileio import atomic_write_json, atomic_write_jsonl
 from cure_bench.refine.prompts import Feedback, repair_prompt
 from cure_bench.refine.rounds import repair_counts, round_metrics
@@ -146,58 +146,118 @@ def _repair_rounds(cfg: RefineConfig, run_dir: Path, states: list[_TaskState], b
     from cure_bench.generation.cache import GenerationCache
     from cure_bench.generation.plan import GenerationPlan, open_role, plan_roles
     from cure_bench.generation.protocols import get_protocol
-    from cure_bench.generation.runner import generate_all
-    from cure_bench.pipeline import _judge, _load_templates
-    from cure_bench.runs.files import TaskRecord
+    from cure_bench.pipeline import _load_templates
 
     bench = cfg.bench
     protocol = get_protocol(bench.protocol)
     generation = GenerationPlan.build(bench, protocol, plan_roles(bench, protocol.name), _load_templates(bench))
     generator, _ = open_role(generation.plans["coder"])
-    params, text_prompt = generation.sampling[0].params, generation.text[0]
     cache = GenerationCache(run_dir / REFINE_CACHE)
     out = []
     try:
         for r in range(1, cfg.rounds + 1):
             before = [s.table for s in states]
-            todo = _feedback(cfg, states)  # (state index, program index, feedback)
-            msgs = [repair_prompt(states[t].task, states[t].programs[i] or "", fb, r, text_prompt) for t, i, fb in todo]
-            answers: list[list[Completion]] = generate_all(generator, cache, [(m, 1) for m in msgs], params)
-            repaired: list[list[int]] = [[] for _ in states]
-            for (t, i, fb), got in zip(todo, answers, strict=True):
-                st = states[t]
-                st.programs[i] = protocol.extract_program(got[0].text)
-                st.versions[i].append({"round": r, "program": st.programs[i], "feedback": [f.to_json() for f in fb],
-                                       "tokens": got[0].tokens})  # fmt: skip
-                spend["coder_tokens"] += got[0].tokens or 0
-                repaired[t].append(i)
-            spend["coder_requests"] += len(todo)
-            records = [
-                TaskRecord(
-                    task=s.task,
-                    coder_messages=(),
-                    tester_messages=None,
-                    code_answers=[],
-                    programs=s.programs,
-                    test_answers=[],
-                    generated_tests=s.tests,
-                    test_answer_index=list(range(len(s.tests))),
-                    hidden_used=min(bench.max_test, len(s.task.hidden_tests)),
-                )
-                for s in states
-            ]
-            tables, _ = _judge(bench, [s.task for s in states], records, run_dir, _NoProgress())
-            for st, table, idx in zip(states, tables, repaired, strict=True):
-                st.table = table
-                hidden = correct_programs(table)
-                for i in idx:
-                    st.versions[i][-1]["hidden_correct"] = hidden[i]
-                    st.versions[i][-1]["generated"] = [v.value for v in table.generated[i]]
-            out.append(_metrics(cfg, states, bon, spend, repair_counts(before, tables, repaired)))
+            repaired = _repair_round(cfg, run_dir, states, r, (generator, cache, generation), spend)
+            out.append(_metrics(cfg, states, bon, spend, repair_counts(before, [s.table for s in states], repaired)))
     finally:
         cache.close()
         generator.close()
     return out
+
+
+def _repair_round(cfg: RefineConfig, run_dir: Path, states: list[_TaskState], r: int, gen: tuple[Any, Any, Any],
+                  spend: dict[str, int]) -> list[list[int]]:  # fmt: skip
+    """One round: ask for a repair of every program failing a generated test and re-judge every task; a task's
+    table is built as soon as its last repair is in (``bench.overlap``), else after the last one. Returns the
+    repaired program indices per task."""
+    from cure_bench.generation.protocols import get_protocol
+    from cure_bench.generation.runner import generate_all
+
+    generator, cache, generation = gen
+    bench = cfg.bench
+    protocol = get_protocol(bench.protocol)
+    todo = _feedback(cfg, states)  # (state index, program index, feedback)
+    msgs = [repair_prompt(states[t].task, states[t].programs[i] or "", fb, r, generation.text[0]) for t, i, fb in todo]
+    repaired: list[list[int]] = [[] for _ in states]
+    left = [0] * len(states)
+    for t, _, _ in todo:
+        left[t] += 1
+    judge = _RoundJudge(bench, run_dir, states) if bench.overlap else None
+
+    def on_repair(j: int, got: list[Completion]) -> None:
+        t, i, fb = todo[j]
+        st = states[t]
+        st.programs[i] = protocol.extract_program(got[0].text)
+        st.versions[i].append({"round": r, "program": st.programs[i], "feedback": [f.to_json() for f in fb],
+                               "tokens": got[0].tokens})  # fmt: skip
+        spend["coder_tokens"] += got[0].tokens or 0
+        repaired[t].append(i)
+        left[t] -= 1
+        if judge is not None and not left[t]:
+            judge.submit(t)
+
+    try:
+        if judge is not None:
+            for t in (t for t, n in enumerate(left) if not n):  # nothing to repair: judged at once
+                judge.submit(t)
+        generate_all(generator, cache, [(m, 1) for m in msgs], generation.sampling[0].params, on_prompt_done=on_repair)
+        tables = judge.finish() if judge is not None else _judge_all(bench, run_dir, states)
+    finally:
+        if judge is not None:
+            judge.close()
+    spend["coder_requests"] += len(todo)
+    for st, table, idx in zip(states, tables, repaired, strict=True):
+        st.table = table
+        hidden = correct_programs(table)
+        for i in idx:
+            st.versions[i][-1]["hidden_correct"] = hidden[i]
+            st.versions[i][-1]["generated"] = [v.value for v in table.generated[i]]
+    return [sorted(idx) for idx in repaired]
+
+
+def _record(bench: BenchConfig, st: _TaskState) -> Any:
+    from cure_bench.runs.files import TaskRecord
+
+    return TaskRecord(task=st.task, coder_messages=(), tester_messages=None, code_answers=[], programs=st.programs,
+                      test_answers=[], generated_tests=st.tests, test_answer_index=list(range(len(st.tests))),
+                      hidden_used=min(bench.max_test, len(st.task.hidden_tests)))  # fmt: skip
+
+
+def _judge_all(bench: BenchConfig, run_dir: Path, states: list[_TaskState]) -> list[TaskTable]:
+    """The sequential path: every task's table after every repair is in."""
+    from cure_bench.pipeline import _judge
+
+    tables, _ = _judge(bench, [s.task for s in states], [_record(bench, s) for s in states], run_dir, _NoProgress())
+    return tables
+
+
+class _RoundJudge:
+    """The round's sandbox and table stream: ``submit(t)`` judges task t's current programs in the background."""
+
+    def __init__(self, bench: BenchConfig, run_dir: Path, states: list[_TaskState]) -> None:
+        from cure_bench.pipeline import open_run_sandbox
+        from cure_bench.sandbox.stream import TableStream
+
+        self._bench, self._states = bench, states
+        self._box = open_run_sandbox(bench, run_dir)
+        self._stream = TableStream(self._box, len(states), bench.compare)
+
+    def submit(self, t: int) -> None:
+        from cure_bench.pipeline import table_spec
+
+        st = self._states[t]
+        self._stream.submit(t, table_spec(self._bench, st.task, _record(self._bench, st)))
+
+    def finish(self) -> list[TaskTable]:
+        try:
+            return self._stream.finish()
+        except KeyboardInterrupt:
+            raise RunInterrupted(
+                "interrupted while judging a repair round: re-run the same command to resume"
+            ) from None
+
+    def close(self) -> None:
+        self._stream.cancel()  # closes the sandbox; after finish() there is nothing left to stop
 
 
 class _NoProgress:

@@ -25,8 +25,8 @@ from typing import Any
 
 from cure_bench.errors import SandboxError
 from cure_bench.sandbox import ray_connect
-from cure_bench.sandbox.compat import check_compat
 from cure_bench.sandbox.cache import ENGINE_VERSION, ResultCache, default_cache_dir, job_key
+from cure_bench.sandbox.compat import check_compat
 from cure_bench.sandbox.pool import _validate, check_options
 from cure_bench.sandbox.ray_actor import Case, NodeSandbox
 from cure_bench.types import ExecJob, ExecResult, ExecStatus
