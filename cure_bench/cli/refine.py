@@ -35,6 +35,10 @@ def refine(
     ranker: Annotated[str, typer.Option("--ranker", help="Ranker picking each round's program (registry name).")] = (
         "cure_first"
     ),
+    refine_tests: Annotated[
+        bool,
+        typer.Option("--refine-tests", help="The tester also revises tests that no current program passes."),
+    ] = False,
     budget_baseline: Annotated[
         bool,
         typer.Option("--budget-baseline", help="Also sample plain BoN with as many coder tokens as refinement spent."),
@@ -61,6 +65,7 @@ def refine(
         feedback_tests=feedback_tests,
         feedback=feedback,
         ranker=ranker,
+        refine_tests=refine_tests,
         budget_baseline=budget_baseline,
     )
     cfg.validate()  # before any request
@@ -73,6 +78,13 @@ def refine(
             err_console.print(
                 f"round {r}: code_acc={m['code_acc']:.4f} selected_acc={m['selected_acc']} "
                 f"repaired={m['repaired']} fixed={m['fixed']} broken={m['broken']} coder_tokens={m['coder_tokens']}"
+                + (f" tests_revised={m['tests_revised']}" if refine_tests else "")
+            )
+        base = result.summary["metrics"].get("budget_baseline")
+        if base is not None:
+            err_console.print(
+                f"equal-budget BoN ({base['programs_per_task']} programs per task, {base['coder_tokens']} coder "
+                f"tokens): code_acc={base['code_acc']} selected_acc={base['selected_acc']}"
             )
     err_console.print(f"results: {result.run_dir}")
 
@@ -80,6 +92,8 @@ def refine(
 def register(app: typer.Typer) -> None:
     panels = {
         **_panels(),
-        **dict.fromkeys(("rounds", "feedback_tests", "feedback", "ranker", "budget_baseline"), "Refinement"),
+        **dict.fromkeys(
+            ("rounds", "feedback_tests", "feedback", "ranker", "refine_tests", "budget_baseline"), "Refinement"
+        ),
     }
     app.command("refine")(cli_errors(tidy_help(refine, panels, "Other")))
