@@ -64,7 +64,7 @@ def budget_baseline(
         "extra_programs_per_task": extra,
         "coder_tokens": sum(c.tokens or 0 for a in answers for c in a),
         "code_acc": metrics["code_acc"],
-        "selected_acc": selected_acc(tables, cfg.ranker),
+        "selected_acc": selected_acc(tables, cfg.ranker, bench.protocol),
         "ranker": cfg.ranker,
     }
 

@@ -12,18 +12,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from cure_bench.scoring.metrics import compute_metrics, correct_programs, correct_tests
+from cure_bench.scoring.metrics import compute_metrics, correct_programs, correct_tests, drop_reason
 from cure_bench.scoring.rankers import pick
 from cure_bench.scoring.subtables import TaskArrays
 from cure_bench.types import TaskTable
 
 
-def selected_acc(tables: Sequence[TaskTable], ranker: str) -> float | None:
-    """Share of tasks whose ranker-picked program passes every hidden test (BoN over all k programs)."""
+def selected_acc(tables: Sequence[TaskTable], ranker: str, protocol: str) -> float | None:
+    """Share of tasks whose ranker-picked program passes every hidden test (BoN over all k programs), over the
+    tasks the protocol scores (as ``bon``: under ``cure`` a task with no generated test is left out)."""
     hits = []
     for table in tables:
         arrays = TaskArrays.from_table(table)
-        if arrays is None:
+        if arrays is None or drop_reason(table, protocol, single=False) is not None:
             continue
         hits.append(bool(correct_programs(table)[pick(arrays, ranker)]))
     return sum(hits) / len(hits) if hits else None
@@ -68,5 +69,5 @@ def round_metrics(
                              extra_rankers=(ranker,))  # fmt: skip
     metrics = dict(result.metrics)
     metrics["ranker"] = ranker
-    metrics["selected_acc"] = selected_acc(tables, ranker)
+    metrics["selected_acc"] = selected_acc(tables, ranker, protocol)
     return {**metrics, **spend, **counts}

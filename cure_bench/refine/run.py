@@ -94,8 +94,9 @@ def run_refine(cfg: RefineConfig, progress: Any = None) -> RefineResult:
     spend = {"coder_tokens": coder0, "tester_tokens": tester0, "coder_requests": len(states),
              "tester_requests": len(states)}  # fmt: skip
     for s in states:
-        s.close_round(0, cfg.ranker)
-    rounds = [_measure(cfg, states, spend, {"repaired": 0, "fixed": 0, "broken": 0}, test_counts([], [], 0))]
+        s.close_round(0, cfg.ranker, bench_cfg.protocol)
+    zero = _measure(cfg, states, spend, {"repaired": 0, "fixed": 0, "broken": 0}, test_counts([], [], 0))
+    rounds = [_over(zero, bench.summary["metrics"])]  # round 0 is bench's numbers, exactly as bench wrote them
     hide = (dataset.path, run_dir, run_dir.parent)
     runner = Runner(bench_cfg, hide, run_dir / rundir.EXEC_CACHE_DIR if bench_cfg.exec_cache else None)
     if cfg.rounds:
@@ -119,6 +120,15 @@ def run_refine(cfg: RefineConfig, progress: Any = None) -> RefineResult:
     return RefineResult(run_dir=run_dir, summary=summary, trajectories=trajectories)
 
 
+def _over(ours: dict[str, Any], bench: dict[str, Any]) -> dict[str, Any]:
+    """``bench``'s values over ``ours``, nested dicts merged (keeps the extra ranker's BoN keys beside bench's)."""
+    out = dict(ours)
+    for key, value in bench.items():
+        mine = out.get(key)
+        out[key] = _over(mine, value) if isinstance(value, dict) and isinstance(mine, dict) else value
+    return out
+
+
 def _default_dir(cfg: BenchConfig) -> Path:
     """runs/refine-<coder>-<dataset>: one directory per model and dataset, so a re-run resumes it."""
     name = Path(cfg.dataset).stem if cfg.dataset.endswith((".json", ".jsonl")) else cfg.dataset
@@ -131,8 +141,13 @@ def _measure(cfg: RefineConfig, states: list[TaskState], spend: dict[str, int], 
 
     bench = cfg.bench
     bon = parse_bon_spec(bench.bon, bench.k_code, bench.k_case)
-    return round_metrics([s.table for s in states], bon=bon, pass_at=bench.pass_at, protocol=bench.protocol,
-                         ranker=cfg.ranker, spend=dict(spend), counts={**repairs, **tests})  # fmt: skip
+    metrics = round_metrics([s.table for s in states], bon=bon, pass_at=bench.pass_at, protocol=bench.protocol,
+                            ranker=cfg.ranker, spend=dict(spend), counts={**repairs, **tests})  # fmt: skip
+    code = [n for s in states for n in s.response_tokens()[0]]
+    tests_ = [n for s in states for n in s.response_tokens()[1]]
+    metrics["mean_code_response_tokens"] = sum(code) / len(code) if code else None
+    metrics["mean_test_response_tokens"] = sum(tests_) / len(tests_) if tests_ else None
+    return metrics
 
 
 def _judge_states(ctx: _Round, states: list[TaskState]) -> None:
@@ -176,7 +191,7 @@ def _refine_round(ctx: _Round, states: list[TaskState], r: int, spend: dict[str,
     for st, idx in zip(states, repaired, strict=True):
         for i in idx:
             st.stamp(i)
-        st.close_round(r, cfg.ranker)
+        st.close_round(r, cfg.ranker, cfg.bench.protocol)
     return _measure(cfg, states, spend, repair_counts(before, [s.table for s in states], repaired), tests)
 
 

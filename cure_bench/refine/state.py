@@ -16,7 +16,7 @@ from typing import Any
 from cure_bench.config import BenchConfig
 from cure_bench.runs import directory as rundir
 from cure_bench.runs.files import TaskRecord
-from cure_bench.scoring.metrics import correct_programs
+from cure_bench.scoring.metrics import correct_programs, drop_reason
 from cure_bench.scoring.rankers import TaskArrays, pick
 from cure_bench.types import Task, TaskTable, TestCase, Verdict
 
@@ -44,15 +44,23 @@ class TaskState:
         v["hidden"] = [x.value for x in self.table.hidden[program]]
         v["generated"] = [x.value for x in self.table.generated[program]]
 
-    def close_round(self, round_no: int, ranker: str) -> None:
-        """Record which program the ranker submits at this round, and how many tests each program passes."""
+    def close_round(self, round_no: int, ranker: str, protocol: str) -> None:
+        """Record which program the ranker submits at this round, how many tests each program passes, and
+        whether the protocol scores the task (what `cure report` resamples per round)."""
         arrays = TaskArrays.from_table(self.table)
-        chosen = pick(arrays, ranker) if arrays is not None else None
+        scored = drop_reason(self.table, protocol, single=False) is None
+        chosen = pick(arrays, ranker) if arrays is not None and scored else None
         passed = [sum(v is Verdict.ACCEPTED for v in row) for row in self.table.generated]
         correct = correct_programs(self.table)
-        self.rounds.append({"round": round_no, "selected": chosen,
+        self.rounds.append({"round": round_no, "scored": scored, "selected": chosen,
                             "selected_correct": None if chosen is None else correct[chosen],
                             "passed": passed})  # fmt: skip
+
+    def response_tokens(self) -> tuple[list[int], list[int]]:
+        """Token counts of the answers behind the current programs and the current tests (where counted)."""
+        code = [v[-1]["tokens"] for v in self.versions if v[-1].get("tokens") is not None]
+        tests = [v[-1]["tokens"] for v in self.test_versions if v[-1].get("tokens") is not None]
+        return code, tests
 
     def to_json(self) -> dict[str, Any]:
         return {"task_id": self.task.task_id, "programs": self.versions, "tests": self.test_versions,
@@ -68,8 +76,16 @@ def load_round0(cfg: BenchConfig, round_dir: Path, tasks: list[Task], tables: li
         row = rows[task.task_id]
         programs = list(row["programs"])
         tests = [TestCase(t["input"], t["output"]) for t in row["generated_tests"]]
-        versions: list[list[dict[str, Any]]] = [[{"round": 0, "program": p, "feedback": []}] for p in programs]
-        test_versions = [[{"round": 0, "input": t.input, "output": t.output}] for t in tests]
+        code_tokens = [a.get("tokens") for a in row["code_answers"]]
+        test_tokens = [a.get("tokens") for a in row["test_answers"]]
+        versions: list[list[dict[str, Any]]] = [
+            [{"round": 0, "program": p, "feedback": [], "tokens": code_tokens[i]}] for i, p in enumerate(programs)
+        ]
+        test_versions = [
+            [{"round": 0, "input": t["input"], "output": t["output"],
+              "tokens": None if t.get("answer_index") is None else test_tokens[t["answer_index"]]}]
+            for t in row["generated_tests"]
+        ]  # fmt: skip
         state = TaskState(task, programs, tests, table, versions, test_versions)
         for i in range(len(programs)):
             state.stamp(i)
