@@ -17,7 +17,9 @@ from tests.helpers.refine_script import (
     CODE,
     HIDDEN_STRINGS,
     KEY,
+    PLUS1,
     REVISION,
+    SQUARE,
     SUB,
     TESTS,
     TWICE,
@@ -116,3 +118,36 @@ def test_no_hidden_test_in_any_request(tmp_path: Path, tasks: Path, fake_openai:
     dataset = tasks.read_text()
     assert all(h in dataset for h in HIDDEN_STRINGS)
     assert all(len(v["hidden"]) == 2 for row in rows(out).values() for p in row["programs"] for v in p)
+
+
+def test_identical_programs_get_independent_repairs(tmp_path: Path, fake_openai: Any) -> None:
+    """Two copies of one program with the same failing tests are one request for two samples, not one answer
+    shared: each copy gets its own repair, as bench's k samples of one prompt differ."""
+    from tests.helpers.scripted_tasks import _code, _test
+
+    task = {"task_id": "Z", "question": "TASK-Z: read n and print 2*n.", "test_time_limit": 2,
+            "example_input": ["1\n"], "example_output": ["2\n"],
+            "test_input": ["50\n"], "test_output": ["100\n"]}  # fmt: skip
+    path = tmp_path / "z.jsonl"
+    path.write_text(json.dumps(task) + "\n")
+
+    def responder(messages: list[dict[str, Any]], n: int, request: dict[str, Any]) -> list[str]:
+        user = messages[-1]["content"]
+        if "repair round" in user:
+            return [_code(TWICE), _code(SQUARE)][:n]
+        if "**Test Input:**" in user:
+            return [_test("2", "4"), _test("3", "6")][:n]
+        return [_code(PLUS1)] * n
+
+    srv = fake_openai(responder=responder, api_key=KEY)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, refine_args(srv, path, out, "--rounds", "1"))
+    assert result.exit_code == 0, result.output
+    (asked,) = [r for r in srv.requests if kind(r) == "repair"]
+    assert asked.n == 2
+    (z,) = rows(out).values()
+    assert [p[-1]["program"] for p in z["programs"]] == [TWICE, SQUARE]
+    assert [p[-1]["hidden_correct"] for p in z["programs"]] == [True, False]
+    rounds = json.loads((out / "summary.json").read_text())["metrics"]["rounds"]
+    counts = [(r["repaired"], r["fixed"], r["broken"], r["coder_requests"]) for r in rounds]
+    assert counts == [(0, 0, 0, 1), (2, 1, 0, 3)]
