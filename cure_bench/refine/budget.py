@@ -22,14 +22,20 @@ def extra_samples(refine_tokens: int, round0_tokens: int, round0_programs: int, 
 
 
 def budget_baseline(
-    cfg: Any, states: list[Any], round0_dir: Path, refine_tokens: int, round0_tokens: int, hide: tuple[Path, ...]
+    cfg: Any,
+    states: list[Any],
+    round0_dir: Path,
+    refine_tokens: int,
+    round0_tokens: int,
+    hide: tuple[Path, ...],
+    progress: Any,
 ) -> dict[str, Any]:
     """Sample, judge and rank the baseline; returns its metrics (``selected_acc`` comparable with the rounds')."""
     from cure_bench.generation.cache import GenerationCache
     from cure_bench.generation.plan import GenerationPlan, open_role, plan_roles
     from cure_bench.generation.protocols import get_protocol
     from cure_bench.generation.runner import generate_all
-    from cure_bench.pipeline import NullProgress, _judge, _load_templates
+    from cure_bench.pipeline import _judge, _load_templates
     from cure_bench.refine.rounds import selected_acc
     from cure_bench.refine.state import TaskState
     from cure_bench.runs import directory as rundir
@@ -45,7 +51,13 @@ def budget_baseline(
     generator, _ = open_role(generation.plans["coder"])
     cache = GenerationCache(round0_dir / rundir.GENERATION_CACHE)
     try:
-        answers = generate_all(generator, cache, prompts, generation.sampling[0].params)
+        stage = "generate equal-budget baseline"
+        progress.start(stage, 0)
+        try:
+            answers = generate_all(generator, cache, prompts, generation.sampling[0].params,
+                                   on_progress=lambda done, total: progress.advance(stage, done, total))  # fmt: skip
+        finally:
+            progress.finish(stage)
     finally:
         cache.close()
         generator.close()
@@ -56,7 +68,7 @@ def budget_baseline(
                        [], [])  # fmt: skip
         records.append(st.record(min(bench.max_test, len(s.task.hidden_tests))))
     run_dir = round0_dir.parent
-    tables, _ = _judge(bench, [s.task for s in states], records, run_dir, NullProgress(),
+    tables, _ = _judge(bench, [s.task for s in states], records, run_dir, progress,
                        hide=[p for p in hide if p != run_dir])  # fmt: skip
     metrics = compute_metrics(tables, bon=[], pass_at=(1,), single=False, protocol=bench.protocol).metrics
     return {

@@ -10,8 +10,8 @@ hidden from the programs, as in the judge stage.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cure_bench.config import BenchConfig
 from cure_bench.refine.prompts import Feedback, OutputGroup
@@ -20,23 +20,30 @@ from cure_bench.sandbox.verdicts import judge, normalise
 from cure_bench.types import ExecJob, ExecResult, TestCase, Verdict
 
 
-@dataclass(frozen=True)
 class Runner:
-    """Sandbox settings for feedback runs: the bench's limits, the paths programs must not see, the exec cache."""
+    """Sandbox for feedback runs, opened on first use and kept for the whole refinement: the bench's limits,
+    the paths programs must not see (dataset file, run directory), the exec cache."""
 
-    bench: BenchConfig
-    hide: tuple[Path, ...]
-    cache_dir: Path | None
+    def __init__(self, bench: BenchConfig, hide: tuple[Path, ...], cache_dir: Path | None) -> None:
+        self.bench, self.hide, self.cache_dir = bench, hide, cache_dir
+        self._box: Any = None
 
     def run(self, jobs: Sequence[ExecJob]) -> list[ExecResult]:
         from cure_bench.sandbox import Sandbox
 
         if not jobs:
             return []
-        cfg = self.bench
-        with Sandbox(workers=cfg.workers, isolation=cfg.sandbox, cache_dir=self.cache_dir,
-                     use_cache=self.cache_dir is not None, hide=list(self.hide)) as box:  # fmt: skip
-            return box.run(jobs)
+        if self._box is None:
+            cfg = self.bench
+            self._box = Sandbox(workers=cfg.workers, isolation=cfg.sandbox, cache_dir=self.cache_dir,
+                                use_cache=self.cache_dir is not None, hide=list(self.hide)).__enter__()  # fmt: skip
+        results: list[ExecResult] = self._box.run(jobs)
+        return results
+
+    def close(self) -> None:
+        if self._box is not None:
+            self._box.__exit__(None, None, None)
+            self._box = None
 
     def job(self, state: TaskState, program: str, stdin: str) -> ExecJob:
         return ExecJob(program, stdin, state.task.time_limit, self.bench.memory_limit_mb)

@@ -99,18 +99,23 @@ def run_refine(cfg: RefineConfig, progress: Any = None) -> RefineResult:
     rounds = [_over(zero, bench.summary["metrics"])]  # round 0 is bench's numbers, exactly as bench wrote them
     hide = (dataset.path, run_dir, run_dir.parent)
     runner = Runner(bench_cfg, hide, run_dir / rundir.EXEC_CACHE_DIR if bench_cfg.exec_cache else None)
-    if cfg.rounds:
-        with Agents(cfg.bench, run_dir, tester=cfg.refine_tests) as agents:
-            ctx = _Round(cfg, run_dir, runner, agents, hide, progress)
-            for r in range(1, cfg.rounds + 1):
-                rounds.append(_refine_round(ctx, states, r, spend))
+    try:
+        if cfg.rounds:
+            with Agents(cfg.bench, run_dir, tester=cfg.refine_tests) as agents:
+                ctx = _Round(cfg, run_dir, runner, agents, hide, progress)
+                for r in range(1, cfg.rounds + 1):
+                    rounds.append(_refine_round(ctx, states, r, spend))
+    finally:
+        runner.close()
     summary = dict(bench.summary)
     summary["metrics"] = {**bench.summary["metrics"], "rounds": rounds}
     if cfg.budget_baseline:
         from cure_bench.refine.budget import budget_baseline
 
         spent = rounds[-1]["coder_tokens"] - coder0
-        summary["metrics"]["budget_baseline"] = budget_baseline(cfg, states, bench.run_dir, spent, coder0, hide)
+        summary["metrics"]["budget_baseline"] = budget_baseline(
+            cfg, states, bench.run_dir, spent, coder0, hide, progress
+        )
     summary["refine"] = {"rounds": cfg.rounds, "feedback_tests": cfg.feedback_tests, "feedback": cfg.feedback,
                          "ranker": cfg.ranker, "refine_tests": cfg.refine_tests,
                          "budget_baseline": cfg.budget_baseline, "round0_dir": str(bench.run_dir)}  # fmt: skip
