@@ -202,6 +202,7 @@ def test_budget_baseline_spends_the_refinement_tokens(tmp_path: Path, tasks: Pat
         (["--feedback-tests", "0"], "--feedback-tests must be >= 1"),
         (["--ranker", "nope"], "--ranker: unknown ranker 'nope'"),
         (["--feedback", "hidden"], "--feedback must be one of generated, public (got 'hidden')"),
+        (["--k-case", "0"], "cure refine needs generated tests: --k-case must be >= 1 (got 0)"),
     ],
 )
 def test_bad_input_fails_before_any_request(tmp_path: Path, tasks: Path, fake_openai: Any, extra: list[str],

@@ -11,6 +11,7 @@ import typer
 
 from cure_bench.cli.bench import _config_kwargs, _panels, with_shared_flags
 from cure_bench.cli.common import cli_errors, err_console, setup_logging, tidy_help
+from cure_bench.errors import ConfigError
 from cure_bench.generation.backends import backend_help
 
 
@@ -58,6 +59,8 @@ def refine(
         models["tester"] = ModelConfig(
             model=tester, backend=backend, base_url=base_url, api_key=api_key, options=options
         )
+    if flags["k_case"] < 1:  # before BenchConfig, whose message points at --single (which refine cannot use)
+        raise ConfigError(f"cure refine needs generated tests: --k-case must be >= 1 (got {flags['k_case']})")
     bench = BenchConfig(command=shlex.join(["cure", *sys.argv[1:]]), **models, **_config_kwargs(flags))
     cfg = RefineConfig(
         bench=bench,

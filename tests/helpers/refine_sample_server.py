@@ -24,7 +24,6 @@ from cure_bench.tasks.registry import load_dataset_tasks
 from cure_bench.types import Task
 from tests.helpers.fake_openai import FakeOpenAIServer
 
-
 WRONG_MARK = " 31337"
 JUNK = "print(0)"
 
@@ -34,7 +33,10 @@ def _code(program: str) -> str:
 
 
 def _test(inp: str, out: str) -> str:
-    return f"Let me work it out.\n**Test Input:**\n```\n{inp}\n```\n\n**Test Output:**\n```\n{out}\n```\n\n**Explanation:**\nok."
+    return (
+        f"Let me work it out.\n**Test Input:**\n```\n{inp}\n```\n\n**Test Output:**\n```\n{out}\n```\n\n"
+        "**Explanation:**\nok."
+    )
 
 
 class SampleResponder:
