@@ -4,6 +4,7 @@ The public surface, for notebooks and scripts (each name loads its module on fir
 cure_bench`` stays cheap: no numpy, torch or openai until a name that needs them is touched)::
 
     from cure_bench import BenchConfig, ModelConfig, run_bench      # `cure bench` / `cure bon` as a call
+    from cure_bench import RefineConfig, run_refine                 # `cure refine` as a call (docs/refine.md)
     from cure_bench import load_tasks, resolve_dataset              # task files and registered datasets
     from cure_bench import Sandbox, build_tables, judge             # the execution engine
     from cure_bench import compute_metrics, RANKERS                 # verdict tables -> numbers
@@ -26,6 +27,9 @@ _EXPORTS = {
     "ModelConfig": "cure_bench.config",
     "run_bench": "cure_bench.pipeline",
     "BenchResult": "cure_bench.pipeline",
+    "RefineConfig": "cure_bench.refine",
+    "RefineResult": "cure_bench.refine",
+    "run_refine": "cure_bench.refine",
     # contracts
     "Task": "cure_bench.types",
     "TestCase": "cure_bench.types",

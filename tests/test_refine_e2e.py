@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -18,68 +17,28 @@ import pytest
 from typer.testing import CliRunner
 
 from cure_bench.cli import app
-from tests.helpers.scripted_tasks import _code, _test
-
-KEY = "sk-test"
-TWICE = "print(2 * int(input()))"
-SQUARE = "n = int(input())\nprint(n * n)"
-PLUS1 = "print(int(input()) + 1)"
-ADD = "a, b = map(int, input().split())\nprint(a + b)"
-ADD1 = "a, b = map(int, input().split())\nprint(a + b + 1)"
-SUB = "a, b = map(int, input().split())\nprint(a - b)"
-
-TASKS = [
-    {"task_id": "X", "question": "TASK-X: read n and print 2*n.", "test_time_limit": 2,
-     "example_input": ["1\n"], "example_output": ["2\n"],
-     "test_input": ["12345\n", "777\n"], "test_output": ["24690\n", "1554\n"]},
-    {"task_id": "Y", "question": "TASK-Y: read a and b and print a+b.", "test_time_limit": 2,
-     "example_input": ["1 1\n"], "example_output": ["2\n"],
-     "test_input": ["1001 2002\n", "4444 5555\n"], "test_output": ["3003\n", "9999\n"]},
-]  # fmt: skip
-HIDDEN_STRINGS = ["12345", "24690", "1554", "1001 2002", "3003", "4444 5555", "9999"]
-
-# Round 0 (k_code 2, k_case 2). X: P0 n*n passes both generated tests (2->4, 0->0) yet is wrong on hidden, so it
-# is never repaired; P1 n+1 fails both. Y: P0 a+b is right, but the wrong test (2 3 -> 6) fails it; P1 a-b fails it.
-CODE = {"X": [_code(SQUARE), _code(PLUS1)], "Y": [_code(ADD), _code(SUB)]}
-TESTS = {"X": [_test("2", "4"), _test("0", "0")], "Y": [_test("2 3", "6"), _test("0 0", "0")]}
-# Repairs, by the program shown: n+1 -> 2n (fixed); a+b -> a+b+1 (broken: passes 2 3 -> 6, fails 0 0 -> 0);
-# a-b -> a+b (fixed); a+b+1 -> a+b (fixed again in round 2).
-REPAIR = {PLUS1: TWICE, ADD: ADD1, SUB: ADD, ADD1: ADD}
-
-
-class Responder:
-    def __init__(self) -> None:
-        self.repair_answers: list[str] = []
-
-    def __call__(self, messages: list[dict[str, Any]], n: int, request: dict[str, Any]) -> list[str]:
-        user = messages[-1]["content"]
-        task = re.search(r"TASK-([A-Z])", user)
-        assert task is not None
-        if "repair round" in user:
-            shown = re.search(r"```python\n(.*?)\n```", user, re.S)
-            assert shown is not None
-            answer = _code(REPAIR[shown.group(1)])
-            self.repair_answers.append(answer)
-            return [answer] * n
-        pool = (TESTS if "**Test Input:**" in user else CODE)[task.group(1)]
-        return [pool[i % len(pool)] for i in range(n)]
+from tests.helpers.refine_script import (
+    ADD,
+    ADD1,
+    CODE,
+    HIDDEN_STRINGS,
+    KEY,
+    TESTS,
+    Responder,
+    kind,
+    refine_args,
+    words,
+    write_tasks,
+)
 
 
 def args(srv: Any, tasks: Path, out: Path, *extra: str) -> list[str]:
-    return ["refine", "--model", "fake", "--dataset", str(tasks), "--base-url", srv.base_url, "--api-key", KEY,
-            "--k-code", "2", "--k-case", "2", "--bon", "2x2", "-o", str(out), "--workers", "2", "--json",
-            *extra]  # fmt: skip
+    return refine_args(srv, tasks, out, *extra)
 
 
 @pytest.fixture
 def tasks(tmp_path: Path) -> Path:
-    path = tmp_path / "tasks.jsonl"
-    path.write_text("\n".join(json.dumps(t) for t in TASKS) + "\n", encoding="utf-8")
-    return path
-
-
-def words(text: str) -> int:
-    return len(text.split())
+    return write_tasks(tmp_path / "tasks.jsonl")
 
 
 def test_refine_round_metrics_equal_hand_worked(tmp_path: Path, tasks: Path, fake_openai: Any) -> None:
@@ -115,9 +74,18 @@ def test_refine_round_metrics_equal_hand_worked(tmp_path: Path, tasks: Path, fak
         "input": "2 3\n", "expected": "6\n", "printed": "5\n", "verdict": "wrong_answer", "stderr_tail": "",
         "source": "generated"}  # fmt: skip
 
-    # hidden tests never reach a request
+    # the ranker's pick per round: X always P0 (n*n passes both tests first); Y P0, P0, P0 (ties -> first index)
+    assert [[r["selected"] for r in row["rounds"]] for row in rows] == [[0, 0, 0], [0, 0, 0]]
+    assert [r["selected_correct"] for r in y["rounds"]] == [True, False, True]
+
+    # each repair is asked once, and round 2's Y.P1 (a+b shown 2 3 -> 6, exactly what Y.P0 was shown in round 1)
+    # is a new request: the round is in the cache key
+    repairs_asked = [json.dumps(r.messages) for r in srv.requests if kind(r) == "repair"]
+    assert len(repairs_asked) == len(set(repairs_asked)) == 5
+
+    # hidden tests never reach a request (every body the server received)
     for request in srv.requests:
-        text = json.dumps(request.messages)
+        text = json.dumps(request.body)
         for hidden in HIDDEN_STRINGS:
             assert hidden not in text, hidden
 
@@ -128,6 +96,10 @@ def test_refine_round_metrics_equal_hand_worked(tmp_path: Path, tasks: Path, fak
     per_round = json.loads(rep.stdout[rep.stdout.index("{") : rep.stdout.rindex("}") + 1])["refine_rounds"][str(out)]
     assert [r["code_acc"]["value"] for r in per_round] == pytest.approx([1 / 4, 2 / 4, 2 / 4])
     assert all(r["code_acc"]["ci_low"] <= r["code_acc"]["value"] <= r["code_acc"]["ci_high"] for r in per_round)
+    assert [r["selected_acc"]["value"] for r in per_round] == pytest.approx([1 / 2, 0.0, 1 / 2])
+    # two tasks: a resample draws Y (right at rounds 0 and 2) zero, one or two times
+    assert [(r["selected_acc"]["ci_low"], r["selected_acc"]["ci_high"]) for r in per_round] == [
+        (0.0, 1.0), (0.0, 0.0), (0.0, 1.0)]  # fmt: skip
     assert (tmp_path / "rep" / "run_rounds.png").stat().st_size > 0
 
     # re-run (what a resumed run after Ctrl-C does): nothing asked twice, even with summary.json gone
@@ -143,35 +115,48 @@ def test_rounds_zero_is_bench(tmp_path: Path, tasks: Path, fake_openai: Any) -> 
     srv = fake_openai(responder=Responder(), api_key=KEY)
     result = CliRunner().invoke(app, args(srv, tasks, tmp_path / "refine", "--rounds", "0"))
     assert result.exit_code == 0, result.output
-    bench_args = [
-        "bench",
-        "--model",
-        "fake",
-        "--dataset",
-        str(tasks),
-        "--base-url",
-        srv.base_url,
-        "--api-key",
-        KEY,
-        "--k-code",
-        "2",
-        "--k-case",
-        "2",
-        "--bon",
-        "2x2",
-        "-o",
-        str(tmp_path / "bench"),
-        "--workers",
-        "2",
-    ]
+    bench_args = ["bench", "--model", "fake", "--dataset", str(tasks), "--base-url", srv.base_url, "--api-key", KEY,
+                  "--k-code", "2", "--k-case", "2", "--bon", "2x2", "-o", str(tmp_path / "bench"),
+                  "--workers", "2"]  # fmt: skip
     assert CliRunner().invoke(app, bench_args).exit_code == 0
-    bench = json.loads((tmp_path / "bench" / "summary.json").read_text())["metrics"]
-    refine = json.loads((tmp_path / "refine" / "summary.json").read_text())["metrics"]
-    assert len(refine["rounds"]) == 1
-    for key, value in bench.items():
-        assert refine[key] == value, key
-        if key in refine["rounds"][0]:
-            assert refine["rounds"][0][key] == value, key
+    bench = json.loads((tmp_path / "bench" / "summary.json").read_text())
+    refine = json.loads((tmp_path / "refine" / "summary.json").read_text())
+    # summary.json: bench's metrics and counts exactly, plus the rounds; round 0 is bench's keys plus the spend
+    assert {k: v for k, v in refine["metrics"].items() if k != "rounds"} == bench["metrics"]
+    assert refine["counts"] == bench["counts"]
+    (round0,) = refine["metrics"]["rounds"]
+    assert {k: round0[k] for k in bench["metrics"]} == bench["metrics"]
+    assert set(round0) - set(bench["metrics"]) == {
+        "ranker", "selected_acc", "coder_tokens", "tester_tokens", "coder_requests", "tester_requests",
+        "repaired", "fixed", "broken", "tests_revised", "tests_fixed", "tests_broken"}  # fmt: skip
+    assert round0["selected_acc"] == bench["metrics"]["bon"]["2x2"]["acc"]
+    # samples: the round-0 run inside is bench's, line for line (the same answers, tests and verdict tables)
+    bench_rows = (tmp_path / "bench" / "samples.jsonl").read_text().splitlines()
+    round0_rows = (tmp_path / "refine" / "round-0" / "samples.jsonl").read_text().splitlines()
+    assert round0_rows == bench_rows
+    # and the trajectories hold round 0's programs and tests only
+    rows = [json.loads(line) for line in (tmp_path / "refine" / "samples.jsonl").read_text().splitlines()]
+    for row, bench_row in zip(rows, map(json.loads, bench_rows), strict=True):
+        assert [[v["program"] for v in p] for p in row["programs"]] == [[p] for p in bench_row["programs"]]
+        assert [[(v["input"], v["output"]) for v in t] for t in row["tests"]] == [
+            [(t["input"], t["output"])] for t in bench_row["generated_tests"]]  # fmt: skip
+
+
+def test_ranker_by_name_picks_each_round(tmp_path: Path, tasks: Path, fake_openai: Any) -> None:
+    srv = fake_openai(responder=Responder(), api_key=KEY)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, args(srv, tasks, out, "--rounds", "1", "--ranker", "codet"))
+    assert result.exit_code == 0, result.output
+    rounds = json.loads((out / "summary.json").read_text())["metrics"]["rounds"]
+    # CodeT groups programs by the tests they pass and scores #tests x sqrt(#programs). Round 0: X P0 {t0,t1}
+    # beats P1 {} (wrong); Y P0 and P1 both pass {t1}: one group, uniform -> 1/2 (P0 right). Round 1: X P0, P1
+    # (2n) both pass {t0,t1}: uniform, 1/2; Y P0 a+b+1 {t0}, P1 a+b {t1}: tied groups, uniform, 1/2.
+    assert [r["bon"]["2x2"]["codet_acc"] for r in rounds] == pytest.approx([1 / 4, 1 / 2])
+    # the submitted program is the lowest index among the heaviest: X P0 (wrong) both rounds; Y P0, right then not
+    assert [r["selected_acc"] for r in rounds] == pytest.approx([1 / 2, 0.0])
+    # the summary rankers' numbers stay as bench writes them (CURE's first index, tie-aware)
+    assert [r["bon"]["2x2"]["acc"] for r in rounds] == pytest.approx([1 / 2, 0.0])
+    assert [r["ranker"] for r in rounds] == ["codet", "codet"]
 
 
 def test_public_feedback_adds_examples(tmp_path: Path, tasks: Path, fake_openai: Any) -> None:
@@ -216,6 +201,8 @@ def test_budget_baseline_spends_the_refinement_tokens(tmp_path: Path, tasks: Pat
         (["--rounds", "-1"], "--rounds must be >= 0"),
         (["--feedback-tests", "0"], "--feedback-tests must be >= 1"),
         (["--ranker", "nope"], "--ranker: unknown ranker 'nope'"),
+        (["--feedback", "hidden"], "--feedback must be one of generated, public (got 'hidden')"),
+        (["--k-case", "0"], "cure refine needs generated tests: --k-case must be >= 1 (got 0)"),
     ],
 )
 def test_bad_input_fails_before_any_request(tmp_path: Path, tasks: Path, fake_openai: Any, extra: list[str],

@@ -27,19 +27,30 @@ def round0_dir(run_dir: Path) -> Path:
 
 
 def round_intervals(run_dir: Path, resamples: int = 1000, seed: int = 0, level: float = 0.95) -> list[dict[str, Any]]:
-    """code_acc per round (value, CI, tasks) plus the run's selected_acc and repair counts for that round."""
+    """Per round: code_acc and selected_acc (the ranker's pick) with bootstrap CIs over the tasks the protocol
+    scores, plus that round's repair counts and coder tokens from summary.json."""
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     rows = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text(encoding="utf-8").splitlines()]
     counts = resample_counts(len(rows), resamples, seed)
     out = []
     for r, metrics in enumerate(summary["metrics"]["rounds"]):
+        at = [_round_entry(row, r) for row in rows]
+        scored = np.array([bool(e.get("scored", True)) for e in at], dtype=float)
         num = np.array([sum(_at(p, r)["hidden_correct"] for p in row["programs"]) for row in rows], dtype=float)
         den = np.array([len(row["programs"]) for row in rows], dtype=float)
-        iv = ratio_interval(num, den, counts, level)
-        out.append({"round": r, "code_acc": iv.to_json(), "selected_acc": metrics.get("selected_acc"),
-                    "repaired": metrics["repaired"], "fixed": metrics["fixed"], "broken": metrics["broken"],
-                    "coder_tokens": metrics["coder_tokens"]})  # fmt: skip
+        picked = np.array([e.get("selected") is not None for e in at], dtype=float) * scored
+        hit = np.array([bool(e.get("selected_correct")) for e in at], dtype=float) * picked
+        out.append({"round": r, "code_acc": ratio_interval(num * scored, den * scored, counts, level).to_json(),
+                    "selected_acc": ratio_interval(hit, picked, counts, level).to_json(),
+                    "ranker": metrics.get("ranker"), "repaired": metrics["repaired"], "fixed": metrics["fixed"],
+                    "broken": metrics["broken"], "coder_tokens": metrics["coder_tokens"]})  # fmt: skip
     return out
+
+
+def _round_entry(row: dict[str, Any], r: int) -> dict[str, Any]:
+    """The task's record of round ``r`` (pick and scoring); empty for runs written before it was recorded."""
+    rounds = row.get("rounds") or []
+    return rounds[r] if r < len(rounds) else {}
 
 
 def _at(versions: list[dict[str, Any]], r: int) -> dict[str, Any]:
@@ -54,20 +65,23 @@ def rounds_plot(label: str, rounds: list[dict[str, Any]], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 4))
     xs = [r["round"] for r in rounds]
     ys = [r["code_acc"]["value"] for r in rounds]
-    low = [
-        r["code_acc"]["ci_low"] if r["code_acc"]["ci_low"] is not None else y for r, y in zip(rounds, ys, strict=True)
-    ]
-    high = [
-        r["code_acc"]["ci_high"] if r["code_acc"]["ci_high"] is not None else y for r, y in zip(rounds, ys, strict=True)
-    ]
+    low = [_or(r["code_acc"]["ci_low"], y) for r, y in zip(rounds, ys, strict=True)]
+    high = [_or(r["code_acc"]["ci_high"], y) for r, y in zip(rounds, ys, strict=True)]
     ax.plot(xs, ys, marker="o", label="code_acc")
     ax.fill_between(xs, low, high, alpha=0.25, label="95% bootstrap CI")
-    sel = [r["selected_acc"] for r in rounds]
+    sel = [r["selected_acc"]["value"] for r in rounds]
     if all(s is not None for s in sel):
-        ax.plot(xs, sel, marker="s", linestyle="--", label="selected (ranker) acc")
+        ax.plot(xs, sel, marker="s", linestyle="--", label=f"selected acc ({rounds[0].get('ranker')})")
+        ax.fill_between(xs, [_or(r["selected_acc"]["ci_low"], y) for r, y in zip(rounds, sel, strict=True)],
+                        [_or(r["selected_acc"]["ci_high"], y) for r, y in zip(rounds, sel, strict=True)],
+                        alpha=0.15)  # fmt: skip
     ax.set_xlabel("refinement round")
     ax.set_ylabel("accuracy")
     ax.set_xticks(xs)
     ax.set_title(f"{label}: accuracy per round")
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value

@@ -11,6 +11,7 @@ import typer
 
 from cure_bench.cli.bench import _config_kwargs, _panels, with_shared_flags
 from cure_bench.cli.common import cli_errors, err_console, setup_logging, tidy_help
+from cure_bench.errors import ConfigError
 from cure_bench.generation.backends import backend_help
 
 
@@ -35,6 +36,10 @@ def refine(
     ranker: Annotated[str, typer.Option("--ranker", help="Ranker picking each round's program (registry name).")] = (
         "cure_first"
     ),
+    refine_tests: Annotated[
+        bool,
+        typer.Option("--refine-tests", help="The tester also revises tests that no current program passes."),
+    ] = False,
     budget_baseline: Annotated[
         bool,
         typer.Option("--budget-baseline", help="Also sample plain BoN with as many coder tokens as refinement spent."),
@@ -54,6 +59,8 @@ def refine(
         models["tester"] = ModelConfig(
             model=tester, backend=backend, base_url=base_url, api_key=api_key, options=options
         )
+    if flags["k_case"] < 1:  # before BenchConfig, whose message points at --single (which refine cannot use)
+        raise ConfigError(f"cure refine needs generated tests: --k-case must be >= 1 (got {flags['k_case']})")
     bench = BenchConfig(command=shlex.join(["cure", *sys.argv[1:]]), **models, **_config_kwargs(flags))
     cfg = RefineConfig(
         bench=bench,
@@ -61,6 +68,7 @@ def refine(
         feedback_tests=feedback_tests,
         feedback=feedback,
         ranker=ranker,
+        refine_tests=refine_tests,
         budget_baseline=budget_baseline,
     )
     cfg.validate()  # before any request
@@ -73,6 +81,13 @@ def refine(
             err_console.print(
                 f"round {r}: code_acc={m['code_acc']:.4f} selected_acc={m['selected_acc']} "
                 f"repaired={m['repaired']} fixed={m['fixed']} broken={m['broken']} coder_tokens={m['coder_tokens']}"
+                + (f" tests_revised={m['tests_revised']}" if refine_tests else "")
+            )
+        base = result.summary["metrics"].get("budget_baseline")
+        if base is not None:
+            err_console.print(
+                f"equal-budget BoN ({base['programs_per_task']} programs per task, {base['coder_tokens']} coder "
+                f"tokens): code_acc={base['code_acc']} selected_acc={base['selected_acc']}"
             )
     err_console.print(f"results: {result.run_dir}")
 
@@ -80,6 +95,8 @@ def refine(
 def register(app: typer.Typer) -> None:
     panels = {
         **_panels(),
-        **dict.fromkeys(("rounds", "feedback_tests", "feedback", "ranker", "budget_baseline"), "Refinement"),
+        **dict.fromkeys(
+            ("rounds", "feedback_tests", "feedback", "ranker", "refine_tests", "budget_baseline"), "Refinement"
+        ),
     }
     app.command("refine")(cli_errors(tidy_help(refine, panels, "Other")))

@@ -101,9 +101,12 @@ def report(
             console.print(table)
         for run, rounds in refined.items():
             for r in rounds:
-                iv = r["code_acc"]
-                console.print(f"{run.name} round {r['round']}: code_acc {_pct(iv['value'])} "
-                              f"[{_pct(iv['ci_low'])}, {_pct(iv['ci_high'])}] selected {_pct(r['selected_acc'])}")  # fmt: skip
+                code, sel = r["code_acc"], r["selected_acc"]
+                console.print(
+                    f"{run.name} round {r['round']}: code_acc {_pct(code['value'])} "
+                    f"[{_pct(code['ci_low'])}, {_pct(code['ci_high'])}] selected {_pct(sel['value'])} "
+                    f"[{_pct(sel['ci_low'])}, {_pct(sel['ci_high'])}]"
+                )
     if result.report_file is not None:
         n_png = sum(1 for f in result.files if f.suffix == ".png")
         err_console.print(f"report: {result.report_file} ({n_png} figures)")

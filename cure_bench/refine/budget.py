@@ -2,13 +2,14 @@
 
 Refinement is only worth its cost if it beats simply sampling more programs. The baseline draws extra samples
 of the round-0 coder prompt (the round-0 cache serves the first k again) until it has spent the refinement's
-extra coder tokens at round 0's mean tokens per program, judges them on the same generated tests, and picks
+extra coder tokens at round 0's mean tokens per program, judges them on round 0's generated tests, and picks
 with the same ranker.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 
@@ -21,7 +22,13 @@ def extra_samples(refine_tokens: int, round0_tokens: int, round0_programs: int, 
 
 
 def budget_baseline(
-    cfg: Any, states: list[Any], round0_dir: Any, refine_tokens: int, round0_tokens: int
+    cfg: Any,
+    states: list[Any],
+    round0_dir: Path,
+    refine_tokens: int,
+    round0_tokens: int,
+    hide: tuple[Path, ...],
+    progress: Any,
 ) -> dict[str, Any]:
     """Sample, judge and rank the baseline; returns its metrics (``selected_acc`` comparable with the rounds')."""
     from cure_bench.generation.cache import GenerationCache
@@ -30,8 +37,8 @@ def budget_baseline(
     from cure_bench.generation.runner import generate_all
     from cure_bench.pipeline import _judge, _load_templates
     from cure_bench.refine.rounds import selected_acc
+    from cure_bench.refine.state import TaskState
     from cure_bench.runs import directory as rundir
-    from cure_bench.runs.files import TaskRecord
     from cure_bench.scoring.metrics import compute_metrics
 
     bench = cfg.bench
@@ -44,24 +51,37 @@ def budget_baseline(
     generator, _ = open_role(generation.plans["coder"])
     cache = GenerationCache(round0_dir / rundir.GENERATION_CACHE)
     try:
-        answers = generate_all(generator, cache, prompts, generation.sampling[0].params)
+        stage = "generate equal-budget baseline"
+        progress.start(stage, 0)
+        try:
+            answers = generate_all(generator, cache, prompts, generation.sampling[0].params,
+                                   on_progress=lambda done, total: progress.advance(stage, done, total))  # fmt: skip
+        finally:
+            progress.finish(stage)
     finally:
         cache.close()
         generator.close()
-    records = [TaskRecord(task=s.task, coder_messages=(), tester_messages=None, code_answers=a,
-                          programs=[protocol.extract_program(c.text) for c in a], test_answers=[],
-                          generated_tests=s.tests, test_answer_index=list(range(len(s.tests))),
-                          hidden_used=min(bench.max_test, len(s.task.hidden_tests)))
-               for s, a in zip(states, answers, strict=True)]  # fmt: skip
-    from cure_bench.refine.run import _NoProgress
-
-    tables, _ = _judge(bench, [s.task for s in states], records, round0_dir.parent, _NoProgress())
+    records = []
+    for s, a in zip(states, answers, strict=True):
+        tests = [v[0] for v in s.test_versions]  # round 0's tests, whatever --refine-tests did to them later
+        st = TaskState(s.task, [protocol.extract_program(c.text) for c in a], [_case(t) for t in tests], s.table,
+                       [], [])  # fmt: skip
+        records.append(st.record(min(bench.max_test, len(s.task.hidden_tests))))
+    run_dir = round0_dir.parent
+    tables, _ = _judge(bench, [s.task for s in states], records, run_dir, progress,
+                       hide=[p for p in hide if p != run_dir])  # fmt: skip
     metrics = compute_metrics(tables, bon=[], pass_at=(1,), single=False, protocol=bench.protocol).metrics
     return {
         "programs_per_task": k,
         "extra_programs_per_task": extra,
         "coder_tokens": sum(c.tokens or 0 for a in answers for c in a),
         "code_acc": metrics["code_acc"],
-        "selected_acc": selected_acc(tables, cfg.ranker),
+        "selected_acc": selected_acc(tables, cfg.ranker, bench.protocol),
         "ranker": cfg.ranker,
     }
+
+
+def _case(version: dict[str, Any]) -> Any:
+    from cure_bench.types import TestCase
+
+    return TestCase(version["input"], version["output"])

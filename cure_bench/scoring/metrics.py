@@ -41,7 +41,7 @@ import numpy as np
 from cure_bench.errors import ConfigError
 from cure_bench.scoring import catalogue
 from cure_bench.scoring.catalogue import ALL_TASKS_KEY, Contribution, TaskFacts
-from cure_bench.scoring.rankers import RankerSpec, TaskArrays, expected_pick, summary_rankers
+from cure_bench.scoring.rankers import RankerSpec, TaskArrays, expected_pick, get_ranker, summary_rankers
 from cure_bench.types import TaskTable
 
 DEFAULT_BON: tuple[tuple[int, int], ...] = ((4, 4), (16, 16))
@@ -189,16 +189,22 @@ def _test_counts(f: TaskFacts, out: TaskContributions) -> None:
 
 
 def _bon_parts(
-    table: TaskTable, f: TaskFacts, bon: Iterable[tuple[int, int]], pooled: bool, out: TaskContributions
+    table: TaskTable,
+    f: TaskFacts,
+    bon: Iterable[tuple[int, int]],
+    pooled: bool,
+    out: TaskContributions,
+    extra_rankers: Sequence[str] = (),
 ) -> None:
-    """Per cell and summary ranker: acc and accumulate_acc of the (expected) pick among the first N by M."""
+    """Per cell and ranker (the summary ones, then ``extra_rankers``): acc and accumulate_acc of the (expected)
+    pick among the first N by M."""
     arrays = TaskArrays.from_table(table)
     if arrays is None:
         return
     passes = np.array([sum(row) for row in f.hidden], dtype=float)
     for n_code, n_case in bon:
         key = bon_key(n_code, n_case)
-        for spec in bon_rankers([table]):
+        for spec in bon_rankers([table], extra_rankers):
             w = expected_pick(arrays, spec.name, n_code, n_case)
             n = len(w)
             out.parts[f"bon/{key}/{spec.prefix}acc"] = (float(w @ arrays.hidden_all[:n]), 1.0)
@@ -209,10 +215,12 @@ def _bon_parts(
             out.parts[f"bon/{key}/{spec.prefix}accumulate_acc"] = accumulate
 
 
-def bon_rankers(tables: Sequence[TaskTable]) -> list[RankerSpec]:
-    """Summary rankers usable on every table (one needing outputs is left out if some table has none)."""
+def bon_rankers(tables: Sequence[TaskTable], extra: Sequence[str] = ()) -> list[RankerSpec]:
+    """Summary rankers usable on every table (one needing outputs is left out if some table has none), then the
+    ``extra`` rankers named (``cure refine --ranker codet``: its numbers beside the summary ones, never instead)."""
     missing = any(t.generated_outputs is None for t in tables)
-    return [s for s in summary_rankers() if not (s.needs_outputs and missing)]
+    specs = summary_rankers() + [get_ranker(n) for n in extra if not get_ranker(n).summary]
+    return [s for s in dict.fromkeys(specs) if not (s.needs_outputs and missing)]
 
 
 def task_contributions(
@@ -221,6 +229,7 @@ def task_contributions(
     pass_at: Iterable[int] = (1,),
     single: bool = False,
     protocol: str = DEFAULT_PROTOCOL,
+    extra_rankers: Sequence[str] = (),
 ) -> TaskContributions:
     """One task's (numerator, denominator) per metric; a metric the task cannot inform is absent.
 
@@ -234,7 +243,7 @@ def task_contributions(
     _pooled_parts(f, single, out)
     if not single:
         _test_counts(f, out)
-        _bon_parts(table, f, bon, protocol == "cure", out)
+        _bon_parts(table, f, bon, protocol == "cure", out, extra_rankers)
     return out
 
 
@@ -333,6 +342,7 @@ def compute_metrics(
     pass_at: Iterable[int] = (1,),
     single: bool = False,
     protocol: str = DEFAULT_PROTOCOL,
+    extra_rankers: Sequence[str] = (),
 ) -> MetricsResult:
     """Every CURE metric over ``tables``, pooled over tasks, under ``protocol`` (see the module docstring).
 
@@ -341,8 +351,8 @@ def compute_metrics(
     """
     check_protocol(protocol)
     bon, pass_at = list(bon), sorted(set(pass_at))
-    parts = [task_contributions(t, bon, pass_at, single, protocol) for t in tables]
-    names = metric_names(bon, pass_at, single, bon_rankers(tables))
+    parts = [task_contributions(t, bon, pass_at, single, protocol, extra_rankers) for t in tables]
+    names = metric_names(bon, pass_at, single, bon_rankers(tables, extra_rankers))
     kept = scored(parts)
     metrics = unflatten(pool_flat(kept, names, protocol))
     counts = _counts(kept, names, single)

@@ -1,0 +1,123 @@
+"""Execution feedback for the next round, gathered in the sandbox from generated tests (and public examples).
+
+For the coder: each program failing a generated test (or, with ``--feedback public``, a public example) and
+up to F of the tests it fails, re-run for what it printed. For the tester (``--refine-tests``): the generated
+tests that no current program passes, with what the programs did on their inputs, grouped by output. Hidden
+tests are never run here. Every run goes through the sandbox with the dataset file and the run directory
+hidden from the programs, as in the judge stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from cure_bench.config import BenchConfig
+from cure_bench.refine.prompts import Feedback, OutputGroup
+from cure_bench.refine.state import TaskState
+from cure_bench.sandbox.verdicts import judge, normalise
+from cure_bench.types import ExecJob, ExecResult, TestCase, Verdict
+
+
+class Runner:
+    """Sandbox for feedback runs, opened on first use and kept for the whole refinement: the bench's limits,
+    the paths programs must not see (dataset file, run directory), the exec cache."""
+
+    def __init__(self, bench: BenchConfig, hide: tuple[Path, ...], cache_dir: Path | None) -> None:
+        self.bench, self.hide, self.cache_dir = bench, hide, cache_dir
+        self._box: Any = None
+
+    def run(self, jobs: Sequence[ExecJob]) -> list[ExecResult]:
+        from cure_bench.sandbox import open_sandbox
+
+        if not jobs:
+            return []
+        if self._box is None:
+            cfg = self.bench
+            self._box = open_sandbox(cfg.executor, cfg.ray_address, workers=cfg.workers, isolation=cfg.sandbox,
+                                     cache_dir=self.cache_dir, use_cache=self.cache_dir is not None,
+                                     hide=list(self.hide), compat=cfg.judge_compat).__enter__()  # fmt: skip
+        results: list[ExecResult] = self._box.run(jobs)
+        return results
+
+    def close(self) -> None:
+        if self._box is not None:
+            self._box.__exit__(None, None, None)
+            self._box = None
+
+    def job(self, state: TaskState, program: str, stdin: str) -> ExecJob:
+        return ExecJob(program, stdin, state.task.time_limit, self.bench.memory_limit_mb)
+
+
+def program_feedback(
+    runner: Runner, states: Sequence[TaskState], limit: int, public: bool
+) -> list[tuple[int, int, list[Feedback]]]:
+    """(task, program, feedback) for every program failing a generated test; the others are kept as they are.
+
+    With ``public``, the public examples such a program fails are shown after its failing generated tests.
+    """
+    wanted: list[tuple[int, int, list[tuple[TestCase, str, Verdict | None]]]] = []
+    for t, st in enumerate(states):
+        for i, program in enumerate(st.programs):
+            if program is None:
+                continue
+            failing = [(st.tests[j], "generated", v) for j, v in enumerate(st.table.generated[i])
+                       if v is not Verdict.ACCEPTED][:limit]  # fmt: skip
+            if not failing:
+                continue  # passes every generated test: kept as it is (public examples alone never trigger)
+            examples = [(e, "public", None) for e in st.task.example_tests] if public else []
+            wanted.append((t, i, [*failing, *examples]))
+    jobs = [runner.job(states[t], states[t].programs[i] or "", c.input) for t, i, cases in wanted for c, _, _ in cases]
+    results = iter(runner.run(jobs))
+    out = []
+    for t, i, cases in wanted:
+        fb: list[Feedback] = []
+        shown_public = 0
+        for case, source, verdict in cases:
+            res = next(results)
+            if verdict is None:  # a public example: judged here, shown only when failed, at most ``limit``
+                verdict = judge(res, case.output, runner.bench.compare)
+                if verdict is Verdict.ACCEPTED or shown_public >= limit:
+                    continue
+                shown_public += 1
+            finished = res.status.value == "ok"
+            fb.append(Feedback(case.input, case.output, res.stdout if finished else None, verdict.value,
+                               res.stderr_tail, source))  # fmt: skip
+        out.append((t, i, fb))
+    return out
+
+
+def disagreed_tests(states: Sequence[TaskState]) -> list[tuple[int, int]]:
+    """(task, test) for every generated test that no current program passes (tasks with a program only)."""
+    out = []
+    for t, st in enumerate(states):
+        rows = [row for row, p in zip(st.table.generated, st.programs, strict=True) if p is not None]
+        if not rows:
+            continue
+        for j in range(len(st.tests)):
+            if all(row[j] is not Verdict.ACCEPTED for row in rows):
+                out.append((t, j))
+    return out
+
+
+def output_groups(
+    runner: Runner, states: Sequence[TaskState], wanted: Sequence[tuple[int, int]]
+) -> list[list[OutputGroup]]:
+    """What the current programs of each task did on each wanted test's input, grouped, biggest group first."""
+    members = [[p for p in states[t].programs if p is not None] for t, _ in wanted]
+    jobs = [runner.job(states[t], p, states[t].tests[j].input) for (t, j), ps in zip(wanted, members, strict=True)
+            for p in ps]  # fmt: skip
+    results = iter(runner.run(jobs))
+    out = []
+    for (t, j), ps in zip(wanted, members, strict=True):
+        groups: dict[tuple[str | None, str], list[str | None]] = {}
+        for _ in ps:
+            res = next(results)
+            verdict = judge(res, states[t].tests[j].output, runner.bench.compare)
+            finished = res.status.value == "ok"
+            key = (normalise(res.stdout) if finished else None, verdict.value)
+            groups.setdefault(key, []).append(res.stdout if finished else None)
+        ordered = sorted(groups.items(), key=lambda kv: -len(kv[1]))  # stable: first seen first among equals
+        out.append([OutputGroup(len(v), v[0], key[1]) for key, v in ordered])
+    return out
