@@ -1,18 +1,23 @@
 """report.html: one self-contained page (inline CSS/JS/PNG, no network) with a per-task drill-down.
 
-The headline tables are the very rows report.md prints (``table_rows`` / ``difference_rows``), so the two files
-cannot disagree. Per-task data travels as one JSON blob: strings (questions, programs, tests) deduplicated into
-one list and referenced by index, verdict grids as one string of verdict codes per program row. The page renders
-the task table in batches as it scrolls and a task's detail only when opened, so a 500 x 16 x 24 run stays light.
+The headline tables are the very rows report.md prints (``table_rows``, ``difference_rows``, ``pick_rows``,
+``round_rows``), and the per-task BoN picks are the analysis's own (``RunAnalysis.picks``), so the files cannot
+disagree. Per-task data travels compactly: every string (questions, programs, tests, raw answers) once in a
+deduplicated pool, gzipped and base64-encoded (model text is most of a page and shrinks about 3x; the browser
+unpacks it with its own DecompressionStream), the records refer to it by index, and verdict grids are one string
+of verdict codes per program. The page draws the task table in batches as it scrolls, a task's detail only when
+opened, and a raw answer only when expanded, so a 500 x 16 x 24 run opens in about a second
+(benchmarks/report_html_size.py).
 
-Everything from a run (answers, programs, questions, tests) is untrusted: the blob is embedded with ``<``, ``>``,
-``&``, U+2028 and U+2029 escaped (no ``</script>`` can end it early), and the page only ever writes it with
-``textContent``, never as HTML.
+Everything from a run (answers, programs, questions, tests) is untrusted: the JSON is embedded with ``<``, ``>``,
+``&``, U+2028 and U+2029 escaped (no ``</script>`` can end it early), the pool is base64, and the page only ever
+writes run content with ``textContent``, never as HTML.
 """
 
 from __future__ import annotations
 
 import base64
+import gzip
 import html
 import json
 import time
@@ -21,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from cure_bench import __version__
 from cure_bench.analysis.picks import TaskPicks, headline_cell, pick_rows, solved
-from cure_bench.scoring.metrics import correct_tests
+from cure_bench.scoring.metrics import correct_tests, protocol_of
 from cure_bench.scoring.rankers import REGISTRY
 from cure_bench.types import Verdict
 
@@ -137,21 +142,30 @@ def task_record(
 
 
 def _manifest(a: RunAnalysis) -> dict[str, str]:
+    """The manifest's headline fields, one short line each (the whole manifest travels beside, collapsed)."""
     m = a.run.manifest
     ds = a.run.dataset_info
     sampling = m.get("sampling") or {k: m[k] for k in ("temperature", "top_p", "max_tokens") if k in m}
     sandbox = m.get("sandbox")
+    level = sandbox.get("isolation_level", "?") if isinstance(sandbox, dict) else str(sandbox or "?")
     return {
         "directory": str(a.run.path),
-        "coder": str((m.get("coder") or {}).get("model", "?")),
-        "tester": str((m.get("tester") or {}).get("model", "-")) if m.get("tester") else "-",
-        "protocol": str(m.get("protocol", "chat")),
-        "sampling": json.dumps(sampling, sort_keys=True, default=str) if sampling else "?",
+        "coder": _model(m.get("coder")),
+        "tester": _model(m.get("tester")) if m.get("tester") else "-",
+        "protocol": protocol_of(m),
+        "sampling": ", ".join(f"{k}={v}" for k, v in sorted(sampling.items())) if sampling else "?",
         "dataset": f"{a.run.dataset_name or '?'} (sha256 {str(ds.get('sha256') or '?')[:12]})",
-        "sandbox": json.dumps(sandbox, default=str) if isinstance(sandbox, dict) else str(sandbox or "?"),
+        "sandbox": level,
         "k_code / k_case / max_test": f"{m.get('k_code', '?')} / {m.get('k_case', '?')} / {m.get('max_test', '?')}",
         "tasks": str(len(a.run.tasks)),
+        "cure-toolkit": str(m.get("version") or "?"),
     }
+
+
+def _model(role: Any) -> str:
+    if not isinstance(role, dict):
+        return str(role or "?")
+    return f"{role.get('model', '?')} ({role.get('backend', '?')})"
 
 
 def page_data(report: Report, figures: dict[int, list[tuple[str, Path]]], bars: Path | None) -> dict[str, Any]:
@@ -173,6 +187,7 @@ def page_data(report: Report, figures: dict[int, list[tuple[str, Path]]], bars: 
             {
                 "name": name,
                 "manifest": _manifest(a),
+                "full_manifest": json.dumps(a.run.manifest, indent=1, sort_keys=True, default=str),
                 "figures": [[cap, _data_uri(p)] for cap, p in figures.get(i, [])],
                 "headline": headline,
                 "picks": pick_rows(a.picks),
@@ -210,15 +225,29 @@ def safe_json(data: Any) -> str:
     return text
 
 
+def packed_strings(items: list[str]) -> str:
+    """The string pool as base64 of gzipped JSON: model text is most of a page, and compresses about 3-4x.
+
+    The page unpacks it with the browser's own DecompressionStream (no library, no network); base64 holds no
+    ``<``, so it cannot end its element either. ``mtime=0`` keeps the file identical for identical runs.
+    """
+    raw = json.dumps(items, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return base64.b64encode(gzip.compress(raw, compresslevel=9, mtime=0)).decode("ascii")
+
+
 def render_html(data: dict[str, Any]) -> str:
     title = html.escape("CURE report: " + ", ".join(data["names"]))
+    body = {k: v for k, v in data.items() if k != "strings"}
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
         "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; img-src data:; "
         "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">"
         f"<title>{title}</title><style>{_asset('report_page.css')}</style></head><body>"
-        f"<script type='application/json' id='cure-data'>{safe_json(data)}</script>"
-        f"<div id='app'></div><script>{_asset('report_page.js')}</script></body></html>\n"
+        f"<script type='application/json' id='cure-data'>{safe_json(body)}</script>"
+        f"<script type='application/octet-stream' id='cure-strings'>{packed_strings(data['strings'])}</script>"
+        "<div id='app'><p id='loading'>Unpacking the report\u2026 (this needs JavaScript and a browser from 2023 "
+        "or later: Chrome/Edge 80, Firefox 113, Safari 16.4)</p></div>"
+        f"<script>{_asset('report_page.js')}</script></body></html>\n"
     )
 
 

@@ -1,9 +1,19 @@
-(function(){
+(async function(){
 'use strict';
 // Everything from a run is untrusted: it reaches the DOM only through textContent and attribute values.
 const D=JSON.parse(document.getElementById('cure-data').textContent);
-const S=D.strings, str=i=>(i==null||i<0)?'(none)':S[i];
 const app=document.getElementById('app');
+// the string pool (questions, programs, tests, answers) travels gzipped in base64: unpack it once
+async function unpack(id){const b64=document.getElementById(id).textContent,bin=atob(b64),n=bin.length,bytes=new Uint8Array(n);
+  for(let i=0;i<n;i++)bytes[i]=bin.charCodeAt(i);
+  const stream=new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'));
+  return JSON.parse(await new Response(stream).text());}
+let S;
+try{S=await unpack('cure-strings');}catch(e){
+  document.getElementById('loading').textContent='Could not unpack the report in this browser ('+e+'). '+
+    'Open it in Chrome/Edge 80+, Firefox 113+ or Safari 16.4+.';return;}
+app.textContent='';
+const str=i=>(i==null||i<0)?'(none)':S[i];
 function el(tag,attrs,...kids){const e=document.createElement(tag);
   for(const k in (attrs||{})){const v=attrs[k];if(v==null)continue;if(k==='text')e.textContent=v;else if(k==='cls')e.className=v;
     else if(k.startsWith('on'))e.addEventListener(k.slice(2),v);else e.setAttribute(k,v);}
@@ -23,25 +33,33 @@ const passes=r=>{let n=0;for(const c of r)if(c==='0')n++;return n;};
 app.appendChild(el('h1',{text:'CURE evaluation report'}));
 app.appendChild(el('p',{text:'Generated '+D.generated+' by cure-toolkit '+D.version+
   '. Same numbers as report.md (one computation); full precision in analysis.json.'}));
-app.appendChild(el('h2',{text:'Runs'}));
+const nav=el('nav');app.appendChild(nav);
+function section(id,title){const h=el('h2',{id:'s-'+id,text:title});nav.appendChild(el('a',{href:'#s-'+id,text:title}));app.appendChild(h);return h;}
+section('runs','Runs');
 const keys=D.runs.length?Object.keys(D.runs[0].manifest):[];
-app.appendChild(table(['',...D.names],keys.map(k=>[k,...D.runs.map(r=>r.manifest[k])]),'manifest','manifest'));
-app.appendChild(el('h2',{text:'Metrics, % with '+D.level+'% bootstrap CI'}));
-const mt=table(['metric',...D.names],D.metrics.map(([l,c])=>[l==='tasks'?'\u21b3 tasks':l,...c]),'metrics','metrics');
+const man=table(['',...D.names],keys.map(k=>[k,...D.runs.map(r=>r.manifest[k])]),'manifest','manifest');
+app.appendChild(man);
+D.runs.forEach(r=>app.appendChild(details('full manifest: '+r.name,pre(r.full_manifest,'manifest-json'))));
+section('metrics','Metrics');
+app.appendChild(el('p',{text:'%, with '+D.level+'% bootstrap CI over tasks; ↳ tasks: how many tasks each number rests on.'}));
+const mt=table(['metric',...D.names],D.metrics.map(([l,c])=>[l==='tasks'?'↳ tasks':l,...c]),'metrics','metrics');
 mt.querySelectorAll('tbody tr').forEach((tr,i)=>{if(D.metrics[i][0]==='tasks')tr.className='sub';});
 app.appendChild(mt);
-for(const [b,o,rows] of D.differences){app.appendChild(el('h2',{text:'Paired difference: '+o+' minus '+b}));
+for(const [b,o,rows] of D.differences){app.appendChild(el('h3',{text:'Paired difference: '+o+' minus '+b}));
   app.appendChild(table(['metric','difference (pp) [CI]','shared tasks'],rows));}
-if(D.runs.some(r=>r.picks.length)){app.appendChild(el('h2',{text:'Best-of-N per task (the paper\u2019s pick)'}));
-  app.appendChild(el('p',{text:'Missed: a correct program was among the first N, but the generated tests led the pick to a '+
-    'wrong one. Open a task below for its pass counts and every ranker\u2019s pick.'}));
+if(D.runs.some(r=>r.picks.length)){section('picks','Best-of-N per task');
+  app.appendChild(el('p',{text:'The paper’s pick per task. Missed: a correct program was among the first N, but the '+
+    'generated tests led the pick to a wrong one. Open a task below for its pass counts and every ranker’s pick.'}));
   D.runs.forEach((r,i)=>{if(!r.picks.length)return;app.appendChild(el('h3',{text:r.name}));
     app.appendChild(table(D.pick_header,r.picks,'picks','picks'+i));});}
-D.runs.forEach((r,i)=>{if(!r.rounds)return;app.appendChild(el('h2',{text:'Refinement rounds: '+r.name}));
-  app.appendChild(el('p',{text:r.refine_dir}));app.appendChild(table(D.round_header,r.rounds,'rounds','rounds'+i));});
+if(D.runs.some(r=>r.rounds)){section('rounds','Refinement rounds');
+  D.runs.forEach((r,i)=>{if(!r.rounds)return;app.appendChild(el('h3',{text:r.name+' ('+r.refine_dir+')'}));
+    app.appendChild(table(D.round_header,r.rounds,'rounds','rounds'+i));});}
+section('plots','Plots');
 const figs=el('div',{cls:'figs'});if(D.bars)figs.appendChild(el('img',{src:D.bars,alt:'per dataset'}));
 D.runs.forEach(r=>r.figures.forEach(([cap,uri])=>figs.appendChild(el('img',{src:uri,alt:r.name+': '+cap,title:r.name+': '+cap}))));
-app.appendChild(el('h2',{text:'Plots'}));app.appendChild(figs);
+figs.addEventListener('click',e=>{if(e.target.tagName==='IMG')e.target.classList.toggle('big');});
+app.appendChild(el('p',{text:'Click a plot to enlarge it.'}));app.appendChild(figs);
 
 // ---- task table: one row per task id, columns per run; rendered in batches as it scrolls
 const ids=[],seen=new Set();
@@ -53,7 +71,7 @@ const FILTERS=[['all','all tasks',()=>true],['solved','solved by BoN',t=>t.f.sol
  ['badtest','tester wrote wrong tests',t=>!!t.f.badtest]];
 if(D.runs.some(r=>r.rounds)){FILTERS.push(['refined','fixed by refinement (wrong at round 0, right at the end)',fixed]);}
 let filter='all',query='',sortKey='id',sortDir=1;
-app.appendChild(el('h2',{text:'Tasks'}));
+section('tasks','Tasks');
 app.appendChild(el('p',{text:'A filter keeps a task when it holds in some run. Click a row for its programs, tests and picks.'}));
 const fdiv=el('div',{id:'filters'});
 FILTERS.forEach(([k,label])=>fdiv.appendChild(el('button',{'data-filter':k,text:label,cls:k==='all'?'on':'',onclick:()=>{
@@ -93,19 +111,20 @@ function detail(id){const wrap=el('div',{cls:'detail'});let q=null;
   D.runs.forEach((r,i)=>{const t=byRun[i].get(id);if(!t)return;if(q===null)q=str(t.q);wrap.appendChild(panel(r,t));});
   const box=el('div',{cls:'task','data-task':id});box.appendChild(el('h3',{text:'Task '+id}));
   const qd=details('question',pre(q||''));qd.open=true;box.appendChild(qd);box.appendChild(wrap);return box;}
-function grid(title,rowsS,t,star,testOk){const g=el('table',{cls:'grid'});g.appendChild(el('caption',{text:title}));
+function grid(title,rowsS,t,star,testOk){const box=el('div',{cls:'gridbox'});box.appendChild(el('div',{cls:'cap',text:title}));
+  const g=el('table',{cls:'grid'});box.appendChild(g);
   if(testOk&&rowsS.length){const h=el('tr');h.appendChild(el('th'));for(let j=0;j<rowsS[0].length;j++)
     h.appendChild(el('th',{text:testOk[j]?'':'\u2717',title:'test '+j+(testOk[j]?'':': a correct program fails it (wrong test)')}));
     g.appendChild(h);}
   rowsS.forEach((r,i)=>{const tr=el('tr');tr.appendChild(el('th',{text:'p'+i+(t.ok[i]?' \u2713':'')+(i===star?' \u2605':'')}));
     for(let j=0;j<r.length;j++)tr.appendChild(el('td',{cls:'v'+r[j],title:'program '+i+', test '+j+': '+D.verdicts[+r[j]]}));
     tr.appendChild(el('td',{text:String(passes(r)),cls:'num'}));g.appendChild(tr);});
-  return g;}
+  return box;}
 function rankers(t){const rk=[];
   for(const [key,[ps,byR]] of Object.entries(t.bn)){for(const [r,[pick,acc,w]] of Object.entries(byR)){
     const spread=w.map((x,i)=>x>0&&x<1?'p'+i+' '+Math.round(100*x)+'%':null).filter(Boolean).join(', ');
     rk.push([key,r,'p'+pick,t.ok[pick]?'correct':'wrong',ps[pick]+' of '+(t.g[0]||'').slice(0,+key.split('x')[1]).length,
-      ps.map((n,i)=>'p'+i+':'+n).join(' '),spread||(Math.round(100*acc)+'% expected acc')]);}}
+      ps.map((n,i)=>'p'+i+':'+n).join(' '),spread?spread+' (expected acc '+Math.round(100*acc)+'%)':'-']);}}
   return rk;}
 function panel(r,t){const p=el('div',{cls:'runpanel'});p.appendChild(el('h3',{text:r.name}));
   const cell=r.headline&&t.bn[r.headline],star=cell?cell[1].cure_first[0]:-1;
@@ -120,7 +139,7 @@ function panel(r,t){const p=el('div',{cls:'runpanel'});p.appendChild(el('h3',{te
   p.appendChild(el('h4',{text:'Rankers: the program each submits, and why'}));
   const rk=rankers(t);
   p.appendChild(rk.length?table(['cell','ranker','pick','verdict','tests the pick passes','passes per program (first N, first M tests)',
-    'ties / expected'],rk,'rankers'):el('p',{text:'no ranking: the task has no program or no hidden test'}));
+    'weight among ties'],rk,'rankers'):el('p',{text:'no ranking: the task has no program or no hidden test'}));
   p.appendChild(el('h4',{text:'Generated tests'}));
   t.t.forEach((io,j)=>{const ok=t.tok?t.tok[j]:null;const n=sum(t.g.map(row=>row[j]==='0'?1:0));
     const verdict=ok==null?'no correct program to check it':ok?'every correct program passes':'a correct program FAILS it (wrong test)';
