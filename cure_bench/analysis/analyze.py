@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from cure_bench.analysis.bootstrap import DEFAULT_RESAMPLES, Interval, mean_interval, metric_intervals, resample_counts
+from cure_bench.analysis.picks import TaskPicks, task_picks
 from cure_bench.analysis.surface import BonSurface, SurfaceSettings, compute_surface
 from cure_bench.runs.reader import RunData
 from cure_bench.scoring import catalogue
@@ -50,6 +51,7 @@ class RunAnalysis:
     surface: BonSurface | None  # None for --single runs (nothing to rank with)
     bands: dict[str, SurfaceBand]  # "<ranker>/<acc|accumulate_acc>" -> band over the grid
     settings: AnalysisSettings
+    picks: list[TaskPicks] = field(default_factory=list)  # per task: each ranker's pick per BoN cell, and why
 
     @property
     def label(self) -> str:
@@ -89,6 +91,7 @@ class RunAnalysis:
                 "level": self.settings.level,
             },
             "metrics": {k: v.to_json() for k, v in self.intervals.items()},
+            "tasks": [p.to_json() for p in self.picks],
         }
         if self.surface is not None:
             out["bon_surface"] = self.surface.to_json()
@@ -131,7 +134,7 @@ def analyze_run(run: RunData, settings: AnalysisSettings | None = None) -> RunAn
     )
     _check_against_summary(run, intervals)
     if single:
-        return RunAnalysis(run, intervals, None, {}, settings)
+        return RunAnalysis(run, intervals, None, {}, settings, task_picks(tables, [], protocol, single))
     # the surface averages over the same tasks the protocol scores (cure: those with a parsable generated test)
     surface = compute_surface(
         [t for t in tables if drop_reason(t, protocol, single) is None], settings=settings.surface
@@ -149,7 +152,8 @@ def analyze_run(run: RunData, settings: AnalysisSettings | None = None) -> RunAn
     for key, values in surface.expected.items():
         mean, low, high = mean_interval(values, counts, settings.level)
         bands[key] = SurfaceBand(mean, low, high)
-    return RunAnalysis(run, intervals, surface, bands, settings)
+    picks = task_picks(tables, bon, protocol, single, surface.rankers or None)
+    return RunAnalysis(run, intervals, surface, bands, settings, picks)
 
 
 def headline_names(analysis: RunAnalysis) -> list[str]:

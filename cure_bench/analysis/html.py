@@ -1,18 +1,23 @@
 """report.html: one self-contained page (inline CSS/JS/PNG, no network) with a per-task drill-down.
 
-The headline tables are the very rows report.md prints (``table_rows`` / ``difference_rows``), so the two files
-cannot disagree. Per-task data travels as one JSON blob: strings (questions, programs, tests) deduplicated into
-one list and referenced by index, verdict grids as one string of verdict codes per program row. The page renders
-the task table in batches as it scrolls and a task's detail only when opened, so a 500 x 16 x 24 run stays light.
+The headline tables are the very rows report.md prints (``table_rows``, ``difference_rows``, ``pick_rows``,
+``round_rows``), and the per-task BoN picks are the analysis's own (``RunAnalysis.picks``), so the files cannot
+disagree. Per-task data travels compactly: every string (questions, programs, tests, raw answers) once in a
+deduplicated pool, gzipped and base64-encoded (model text is most of a page and shrinks about 3x; the browser
+unpacks it with its own DecompressionStream), the records refer to it by index, and verdict grids are one string
+of verdict codes per program. The page draws the task table in batches as it scrolls, a task's detail only when
+opened, and a raw answer only when expanded, so a 500 x 16 x 24 run opens in about a second
+(benchmarks/report_html_size.py).
 
-Everything from a run (answers, programs, questions, tests) is untrusted: the blob is embedded with ``<``, ``>``,
-``&``, U+2028 and U+2029 escaped (no ``</script>`` can end it early), and the page only ever writes it with
-``textContent``, never as HTML.
+Everything from a run (answers, programs, questions, tests) is untrusted: the JSON is embedded with ``<``, ``>``,
+``&``, U+2028 and U+2029 escaped (no ``</script>`` can end it early), the pool is base64, and the page only ever
+writes run content with ``textContent``, never as HTML.
 """
 
 from __future__ import annotations
 
 import base64
+import gzip
 import html
 import json
 import time
@@ -20,9 +25,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cure_bench import __version__
-from cure_bench.scoring.rankers import REGISTRY, available_rankers, expected_pick, pick
-from cure_bench.scoring.subtables import TaskArrays
-from cure_bench.types import TaskTable, Verdict
+from cure_bench.analysis.picks import TaskPicks, headline_cell, pick_rows, solved
+from cure_bench.scoring.metrics import correct_tests, protocol_of
+from cure_bench.scoring.rankers import REGISTRY
+from cure_bench.types import Verdict
 
 if TYPE_CHECKING:
     from cure_bench.analysis.analyze import RunAnalysis
@@ -55,57 +61,57 @@ def _grid(rows: list[list[Verdict]]) -> list[str]:
     return ["".join(codes[v] for v in row) for row in rows]
 
 
-def _correct(table: TaskTable) -> list[bool]:
-    """A program is correct when it passes every hidden test (and the task has some)."""
-    return [bool(row) and all(v is Verdict.ACCEPTED for v in row) for row in table.hidden]
-
-
-def _picks(table: TaskTable) -> dict[str, Any]:
-    """Each ranker's submitted program on the whole table, with the weight it gave every program."""
-    arrays = TaskArrays.from_table(table)
-    if arrays is None or arrays.k_case == 0:
-        return {}
-    out: dict[str, Any] = {}
-    for name in available_rankers([arrays]):
-        weights = expected_pick(arrays, name)
-        out[name] = {"pick": pick(arrays, name), "w": [round(float(w), 4) for w in weights]}
-    return out
-
-
-def _trajectory(task: RunTask, s: Strings) -> list[dict[str, Any]] | None:
-    """A `cure refine` row's rounds, tolerant of absent or partial fields (each key optional)."""
-    rounds = task.metadata.get("trajectory")
-    if not isinstance(rounds, list):
+def _answers(value: Any, s: Strings) -> list[list[Any]] | None:
+    """samples.jsonl's ``code_answers`` / ``test_answers`` ({text, tokens, finish_reason}) as [text, tokens, why]."""
+    if not isinstance(value, list):
         return None
     out = []
-    for i, r in enumerate(rounds):
-        if not isinstance(r, dict):
-            out.append({"round": i, "note": s(json.dumps(r, default=str)[:2000])})
-            continue
-        entry: dict[str, Any] = {"round": r.get("round", i)}
-        for key in ("program", "answer", "feedback"):
-            if isinstance(r.get(key), str):
-                entry[key] = s(r[key])
-        for key in ("passed", "total", "correct", "hidden_pass", "generated_pass"):
-            if isinstance(r.get(key), bool | int | float):
-                entry[key] = r[key]
-        rest = {k: v for k, v in r.items() if k not in entry and k not in ("program", "answer", "feedback")}
-        if rest:
-            entry["extra"] = s(json.dumps(rest, default=str, sort_keys=True)[:2000])
-        out.append(entry)
+    for a in value:
+        if isinstance(a, dict) and isinstance(a.get("text"), str):
+            out.append([s(a["text"]), a.get("tokens"), a.get("finish_reason")])
     return out
 
 
-def task_record(task: RunTask, s: Strings) -> dict[str, Any]:
+def _cells(picks: TaskPicks) -> dict[str, Any]:
+    """Per BoN cell: [pass counts of the first N programs, {ranker: [pick, expected acc, weights]}]."""
+    return {
+        key: [list(c.passes), {r: [p.pick, round(p.acc, 6), list(p.weights)] for r, p in c.rankers.items()}]
+        for key, c in picks.cells.items()
+    }
+
+
+def _trajectory(versions: list[list[dict[str, Any]]], s: Strings) -> list[list[list[Any]]]:
+    """Per program, per version: [round, program, hidden correct, generated verdict codes, feedback, tokens]."""
+    codes = {v.value: str(i) for i, v in enumerate(VERDICTS)}
+    out = []
+    for program in versions:
+        row = []
+        for v in program:
+            feedback = [
+                [s(str(f.get(k))) if f.get(k) is not None else -1 for k in FEEDBACK_KEYS]
+                for f in v.get("feedback") or []
+                if isinstance(f, dict)
+            ]
+            gen = "".join(codes.get(str(x), str(len(VERDICTS) - 1)) for x in v.get("generated") or [])
+            hidden = v.get("hidden_correct")
+            row.append([v["round"], s(v.get("program")), -1 if hidden is None else int(bool(hidden)), gen, feedback,
+                        v.get("tokens")])  # fmt: skip
+        out.append(row)
+    return out
+
+
+FEEDBACK_KEYS = ("input", "expected", "printed", "verdict", "stderr_tail", "source")
+
+
+def task_record(
+    task: RunTask, picks: TaskPicks, headline: str | None, s: Strings, versions: list[list[dict[str, Any]]] | None
+) -> dict[str, Any]:
     """The compact per-task record the page reads (keys short: they repeat once per task)."""
     table = task.table
-    correct = _correct(table)
-    gen_pass = table.generated_pass()
-    test_ok = [all(gen_pass[i][j] for i in range(table.n_programs) if correct[i]) for j in range(table.n_generated)]
-    picks = _picks(table)
-    paper = picks.get("cure_first")
-    answers = task.metadata.get("answers") or task.metadata.get("code_answers")
-    tester = task.metadata.get("test_answers") or task.metadata.get("case_answers")
+    correct = list(picks.correct)
+    good = correct_tests(table)  # None: no correct program, so no test can be called right or wrong
+    hit = solved(picks, headline) if headline else None
+    n_first = picks.cells[headline].n_code if headline and headline in picks.cells else 0
     rec: dict[str, Any] = {
         "id": task.task_id,
         "q": s(str(task.metadata.get("question") or "")),
@@ -113,57 +119,81 @@ def task_record(task: RunTask, s: Strings) -> dict[str, Any]:
         "h": _grid(table.hidden),
         "g": _grid(table.generated),
         "t": [[s(t.input), s(t.output)] for t in task.generated_tests],
+        "ti": [-1 if i is None else i for i in task.test_answer_index],
         "ok": [1 if c else 0 for c in correct],
-        "tok": [1 if ok else 0 for ok in test_ok],
-        "pk": picks,
+        "tok": None if good is None else [1 if ok else 0 for ok in good],
+        "bn": _cells(picks),
         "f": {
-            "solved": bool(paper and correct[paper["pick"]]),
-            "notest": table.n_generated == 0,
-            "allwrong": not any(correct),
-            "badtest": any(not ok for ok in test_ok) and any(correct),
+            "solved": -1 if hit is None else int(hit),
+            "missed": int(hit is False and any(correct[:n_first])),
+            "notest": int(table.n_generated == 0),
+            "dropped": picks.dropped or "",
+            "allwrong": int(not any(correct)),
+            "badtest": int(good is not None and not all(good)),
         },
     }
-    if isinstance(answers, list):
-        rec["a"] = [s(a if isinstance(a, str) else json.dumps(a, default=str)) for a in answers]
-    if isinstance(tester, list):
-        rec["ta"] = [s(a if isinstance(a, str) else json.dumps(a, default=str)) for a in tester]
-    traj = _trajectory(task, s)
-    if traj is not None:
-        rec["tr"] = traj
+    for key, field in (("a", "code_answers"), ("ta", "test_answers")):
+        answers = _answers(task.metadata.get(field), s)
+        if answers:
+            rec[key] = answers
+    if versions is not None:
+        rec["tr"] = _trajectory(versions, s)
     return rec
 
 
 def _manifest(a: RunAnalysis) -> dict[str, str]:
+    """The manifest's headline fields, one short line each (the whole manifest travels beside, collapsed)."""
     m = a.run.manifest
     ds = a.run.dataset_info
     sampling = m.get("sampling") or {k: m[k] for k in ("temperature", "top_p", "max_tokens") if k in m}
     sandbox = m.get("sandbox")
+    level = sandbox.get("isolation_level", "?") if isinstance(sandbox, dict) else str(sandbox or "?")
     return {
         "directory": str(a.run.path),
-        "coder": str((m.get("coder") or {}).get("model", "?")),
-        "tester": str((m.get("tester") or {}).get("model", "-")) if m.get("tester") else "-",
-        "protocol": str(m.get("protocol", "chat")),
-        "sampling": json.dumps(sampling, sort_keys=True, default=str) if sampling else "?",
+        "coder": _model(m.get("coder")),
+        "tester": _model(m.get("tester")) if m.get("tester") else "-",
+        "protocol": protocol_of(m),
+        "sampling": ", ".join(f"{k}={v}" for k, v in sorted(sampling.items())) if sampling else "?",
         "dataset": f"{a.run.dataset_name or '?'} (sha256 {str(ds.get('sha256') or '?')[:12]})",
-        "sandbox": json.dumps(sandbox, default=str) if isinstance(sandbox, dict) else str(sandbox or "?"),
+        "sandbox": level,
         "k_code / k_case / max_test": f"{m.get('k_code', '?')} / {m.get('k_case', '?')} / {m.get('max_test', '?')}",
         "tasks": str(len(a.run.tasks)),
+        "cure-toolkit": str(m.get("version") or "?"),
     }
 
 
+def _model(role: Any) -> str:
+    if not isinstance(role, dict):
+        return str(role or "?")
+    return f"{role.get('model', '?')} ({role.get('backend', '?')})"
+
+
 def page_data(report: Report, figures: dict[int, list[tuple[str, Path]]], bars: Path | None) -> dict[str, Any]:
-    """Everything the page shows, as plain JSON (the headline rows are report.md's own)."""
-    from cure_bench.analysis.report import difference_rows, table_rows
+    """Everything the page shows, as plain JSON (the headline rows and per-task picks are report.md's own)."""
+    from cure_bench.analysis.report import PICK_HEADER, difference_rows, table_rows
+    from cure_bench.analysis.trajectories import ROUND_HEADER, round_rows
 
     s = Strings()
     runs = []
     for i, (name, a) in enumerate(zip(report.names, report.analyses, strict=True)):
+        headline = headline_cell(a.picks)
+        refine = report.refine.get(i)
+        trajectories = refine.trajectories if refine is not None else {}
+        tasks = [
+            task_record(t, p, headline, s, trajectories.get(t.task_id) if refine is not None else None)
+            for t, p in zip(a.run.tasks, a.picks, strict=True)
+        ]
         runs.append(
             {
                 "name": name,
                 "manifest": _manifest(a),
+                "full_manifest": json.dumps(a.run.manifest, indent=1, sort_keys=True, default=str),
                 "figures": [[cap, _data_uri(p)] for cap, p in figures.get(i, [])],
-                "tasks": [task_record(t, s) for t in a.run.tasks],
+                "headline": headline,
+                "picks": pick_rows(a.picks),
+                "rounds": round_rows(refine) if refine is not None else None,
+                "refine_dir": str(refine.path) if refine is not None else None,
+                "tasks": tasks,
             }
         )
     return {
@@ -175,6 +205,8 @@ def page_data(report: Report, figures: dict[int, list[tuple[str, Path]]], bars: 
         "names": report.names,
         "metrics": [[label.strip(), cells] for label, cells in table_rows(report.analyses)],
         "differences": [[b, o, rows] for b, o, rows in difference_rows(report)],
+        "pick_header": PICK_HEADER,
+        "round_header": ROUND_HEADER,
         "bars": _data_uri(bars) if bars is not None and bars.exists() else None,
         "runs": runs,
         "strings": s.items,
@@ -193,15 +225,29 @@ def safe_json(data: Any) -> str:
     return text
 
 
+def packed_strings(items: list[str]) -> str:
+    """The string pool as base64 of gzipped JSON: model text is most of a page, and compresses about 3-4x.
+
+    The page unpacks it with the browser's own DecompressionStream (no library, no network); base64 holds no
+    ``<``, so it cannot end its element either. ``mtime=0`` keeps the file identical for identical runs.
+    """
+    raw = json.dumps(items, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return base64.b64encode(gzip.compress(raw, compresslevel=9, mtime=0)).decode("ascii")
+
+
 def render_html(data: dict[str, Any]) -> str:
     title = html.escape("CURE report: " + ", ".join(data["names"]))
+    body = {k: v for k, v in data.items() if k != "strings"}
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
         "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; img-src data:; "
         "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">"
         f"<title>{title}</title><style>{_asset('report_page.css')}</style></head><body>"
-        f"<script type='application/json' id='cure-data'>{safe_json(data)}</script>"
-        f"<div id='app'></div><script>{_asset('report_page.js')}</script></body></html>\n"
+        f"<script type='application/json' id='cure-data'>{safe_json(body)}</script>"
+        f"<script type='application/octet-stream' id='cure-strings'>{packed_strings(data['strings'])}</script>"
+        "<div id='app'><p id='loading'>Unpacking the report\u2026 (this needs JavaScript and a browser from 2023 "
+        "or later: Chrome/Edge 80, Firefox 113, Safari 16.4)</p></div>"
+        f"<script>{_asset('report_page.js')}</script></body></html>\n"
     )
 
 

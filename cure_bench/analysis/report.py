@@ -18,6 +18,8 @@ from cure_bench import __version__
 from cure_bench.analysis.analyze import AnalysisSettings, RunAnalysis, analyze_run, headline_names
 from cure_bench.analysis.bootstrap import Interval
 from cure_bench.analysis.compare import Difference, comparisons
+from cure_bench.analysis.picks import pick_rows
+from cure_bench.analysis.trajectories import ROUND_HEADER, RefineRun, refine_run, round_rows
 from cure_bench.fileio import atomic_write_json, atomic_write_text
 from cure_bench.runs.reader import load_run
 from cure_bench.scoring import catalogue
@@ -35,6 +37,7 @@ class Report:
     names: list[str]
     files: list[Path] = field(default_factory=list)
     differences: list[tuple[int, int, list[Difference]]] = field(default_factory=list)
+    refine: dict[int, RefineRun] = field(default_factory=dict)  # run index -> its `cure refine` rounds
 
     @property
     def report_file(self) -> Path | None:
@@ -111,14 +114,21 @@ def rich_table(report: Report) -> Any:
 def build_report(
     run_dirs: Sequence[str | Path], out_dir: str | Path | None = None, settings: AnalysisSettings | None = None
 ) -> Report:
-    """Load and analyse each run; with ``out_dir``, write PNGs, report.md and analysis.json there."""
+    """Load and analyse each run; with ``out_dir``, write PNGs, report.md, report.html and analysis.json there.
+
+    A `cure refine` run directory is analysed through its round-0 bench run, with its rounds beside it.
+    """
     settings = settings or AnalysisSettings()
     analyses = []
-    for run_dir in run_dirs:
-        run = load_run(run_dir)
+    refined: dict[int, RefineRun] = {}
+    for i, run_dir in enumerate(run_dirs):
+        refine = refine_run(run_dir, settings.resamples, settings.seed, settings.level)
+        if refine is not None:
+            refined[i] = refine
+        run = load_run(refine.round0 if refine is not None else run_dir)
         log.info("analysing %s (%d tasks)", run.path, len(run.tasks))
         analyses.append(analyze_run(run, settings))
-    report = Report(analyses, display_names(analyses), differences=comparisons(analyses))
+    report = Report(analyses, display_names(analyses), differences=comparisons(analyses), refine=refined)
     if out_dir is not None:
         report.files = write_report_files(report, Path(out_dir))
     return report
@@ -130,6 +140,7 @@ def report_json(report: Report) -> dict[str, Any]:
         "tool": "cure-toolkit",
         "version": __version__,
         "runs": [a.to_json() for a in report.analyses],
+        "refine_rounds": {str(r.path): r.rounds for r in report.refine.values()},
         "paired_differences": [
             {
                 "baseline": report.names[i],
@@ -192,6 +203,12 @@ def write_report_files(report: Report, out: Path) -> list[Path]:
             ("BoN accuracy vs n per ranker, with bootstrap bands", plots.curves(a, out / f"{stem}_bon_curves.png")),
         ]
         files += [p for _, p in figures[i]]
+    for i, refine in report.refine.items():
+        from cure_bench.analysis.rounds import rounds_plot
+
+        plot = rounds_plot(report.names[i], refine.rounds, out / f"{refine.path.name}_rounds.png")
+        figures.setdefault(i, []).append(("Accuracy per refinement round, with bootstrap CI", plot))
+        files.append(plot)
     models = _bar_names(report)
     bars = plots.dataset_bars(report.analyses, models, out / "per_dataset.png", _bar_metrics(report.analyses))
     files.append(bars)
@@ -248,6 +265,33 @@ def _runs_section(report: Report) -> str:
             ]
         )
     return _md_table(["run", "directory", "dataset", "k_code", "k_case", "max_test", "tasks"], rows)
+
+
+PICK_HEADER = ["cell", "scored tasks", "pick correct", "missed", "no correct program among first N", "missed tasks"]
+PICK_NOTE = (
+    "The paper's pick (most generated tests passed among the first N programs, first M tests, first index on ties) "
+    "per task: *missed* tasks had a correct program among the first N, but the tests led the pick to a wrong one. "
+    "report.html shows each task's pass counts and every ranker's pick."
+)
+
+
+def picks_section(report: Report) -> list[str]:
+    """report.md's per-task BoN section, from the same per-task picks report.html and analysis.json show."""
+    parts = []
+    for name, a in zip(report.names, report.analyses, strict=True):
+        rows = pick_rows(a.picks)
+        if rows:
+            parts.append(f"**{name}**\n\n" + _md_table(PICK_HEADER, rows))
+    return ["## Best-of-N per task", PICK_NOTE, *parts] if parts else []
+
+
+def rounds_section(report: Report) -> list[str]:
+    """report.md's refinement rounds: code_acc per round (bootstrap CI over tasks) and what the repairs did."""
+    parts = [
+        f"**{report.names[i]}** (`{r.path}`)\n\n" + _md_table(ROUND_HEADER, round_rows(r))
+        for i, r in report.refine.items()
+    ]
+    return ["## Refinement rounds (`cure refine`)", *parts] if parts else []
 
 
 def _method_notes(report: Report) -> str:
@@ -311,6 +355,8 @@ def render_markdown(report: Report, figures: dict[int, list[tuple[str, Path]]], 
         _runs_section(report),
         f"## Metrics ({level}% bootstrap CI in brackets)",
         _md_table(header, body),
+        *picks_section(report),
+        *rounds_section(report),
         "## Per dataset",
         f"![Headline metrics per dataset]({bars.name})",
     ]

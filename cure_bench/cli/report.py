@@ -81,32 +81,23 @@ def report(
 
     from cure_bench.analysis import AnalysisSettings, SurfaceSettings, build_report, rich_table
     from cure_bench.analysis.report import report_json, rich_differences
-    from cure_bench.analysis.rounds import is_refine_run, round0_dir, round_intervals, rounds_plot
 
     setup_logging(verbose)
     settings = AnalysisSettings(resamples=resamples, seed=seed, surface=SurfaceSettings(samples=draws, seed=seed))
-    refined = {run: round_intervals(run, resamples, seed) for run in runs if is_refine_run(run)}
-    result = build_report([round0_dir(r) if r in refined else r for r in runs], out, settings)
-    if out is not None:
-        for run, rounds in refined.items():
-            err_console.print(f"rounds plot: {rounds_plot(run.name, rounds, out / f'{run.name}_rounds.png')}")
+    result = build_report(runs, out, settings)
     if json_out:
-        typer.echo(
-            json.dumps({**report_json(result), "refine_rounds": {str(r): v for r, v in refined.items()}}, indent=2)
-        )
+        typer.echo(json.dumps(report_json(result), indent=2))
     else:
         console = Console()
         console.print(rich_table(result))
         for table in rich_differences(result):
             console.print(table)
-        for run, rounds in refined.items():
-            for r in rounds:
+        for refine in result.refine.values():
+            for r in refine.rounds:
                 code, sel = r["code_acc"], r["selected_acc"]
-                console.print(
-                    f"{run.name} round {r['round']}: code_acc {_pct(code['value'])} "
-                    f"[{_pct(code['ci_low'])}, {_pct(code['ci_high'])}] selected {_pct(sel['value'])} "
-                    f"[{_pct(sel['ci_low'])}, {_pct(sel['ci_high'])}]"
-                )
+                console.print(f"{refine.path.name} round {r['round']}: code_acc {_pct(code['value'])} "
+                              f"[{_pct(code['ci_low'])}, {_pct(code['ci_high'])}] selected {_pct(sel['value'])} "
+                              f"[{_pct(sel['ci_low'])}, {_pct(sel['ci_high'])}]")  # fmt: skip
     if result.report_file is not None:
         n_png = sum(1 for f in result.files if f.suffix == ".png")
         err_console.print(f"report: {result.report_file} ({n_png} figures)")

@@ -35,6 +35,7 @@ class RunTask:
     time_limit: float | None
     max_test: int | None
     metadata: dict[str, Any] = field(default_factory=dict)
+    test_answer_index: list[int | None] = field(default_factory=list)  # per generated test: its tester answer
 
 
 @dataclass
@@ -153,6 +154,7 @@ def _parse_task(path: Path, line_no: int, data: Any) -> RunTask:
         time_limit=row.time_limit,
         max_test=row.max_test,
         metadata={k: v for k, v in data.items() if k not in keep},
+        test_answer_index=[t.answer_index for t in row.generated_tests],
     )
 
 
