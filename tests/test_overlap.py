@@ -237,8 +237,8 @@ def test_overlap_writes_the_files_of_the_sequential_path(tmp_path: Path, mode: s
 
 @pytest.mark.slow
 def test_refine_overlap_writes_the_files_of_the_sequential_path(tmp_path: Path) -> None:
-    from tests.test_refine_e2e import TASKS as REFINE_TASKS
-    from tests.test_refine_e2e import Responder
+    from tests.helpers.refine_script import TASKS as REFINE_TASKS
+    from tests.helpers.refine_script import Responder
 
     tasks = tmp_path / "tasks.jsonl"
     tasks.write_text("\n".join(json.dumps(t) for t in REFINE_TASKS) + "\n", encoding="utf-8")

@@ -40,9 +40,9 @@ def _invoke(argv: list[str]) -> None:
 def scripted_runs(root: Path) -> list[Path]:
     """[bench run 'a' (k 4x4), bench run 'b' (another model, k 2x2), refine run] under ``root``."""
     from tests.helpers.fake_openai import FakeOpenAIServer
+    from tests.helpers.refine_script import TASKS as REFINE_TASKS
+    from tests.helpers.refine_script import Responder
     from tests.helpers.scripted_tasks import TASKS, ScriptedResponder
-    from tests.test_refine_e2e import TASKS as REFINE_TASKS
-    from tests.test_refine_e2e import Responder
 
     root.mkdir(parents=True, exist_ok=True)
     tasks = root / "tasks.jsonl"
