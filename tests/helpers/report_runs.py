@@ -37,8 +37,11 @@ def _invoke(argv: list[str]) -> None:
         raise RuntimeError(f"cure {argv[0]} failed ({result.exit_code}): {result.output[-2000:]}")
 
 
-def scripted_runs(root: Path) -> list[Path]:
-    """[bench run 'a' (k 4x4), bench run 'b' (another model, k 2x2), refine run] under ``root``."""
+def scripted_runs(root: Path, inject: bool = True) -> list[Path]:
+    """[bench run 'a' (k 4x4), bench run 'b' (another model, k 2x2), refine run] under ``root``.
+
+    ``inject=False`` leaves out the ``<script>`` markup (the README screenshot shows the page as users see it).
+    """
     from tests.helpers.fake_openai import FakeOpenAIServer
     from tests.helpers.refine_script import TASKS as REFINE_TASKS
     from tests.helpers.refine_script import Responder
@@ -46,10 +49,12 @@ def scripted_runs(root: Path) -> list[Path]:
 
     root.mkdir(parents=True, exist_ok=True)
     tasks = root / "tasks.jsonl"
-    tasks.write_text("".join(json.dumps({**t, "question": t["question"] + " " + INJECT}) + "\n" for t in TASKS))
+    tail = " " + INJECT if inject else ""
+    tasks.write_text("".join(json.dumps({**t, "question": t["question"] + tail}) + "\n" for t in TASKS))
     runs = []
     for name, model, k in (("a", "coder-a", "4"), ("b", "coder-b", "2")):
-        with FakeOpenAIServer(responder=Injecting(ScriptedResponder()), api_key=KEY).start() as srv:
+        responder = Injecting(ScriptedResponder()) if inject else ScriptedResponder()
+        with FakeOpenAIServer(responder=responder, api_key=KEY).start() as srv:
             out = root / name
             _invoke(["bench", "--model", model, "--dataset", str(tasks), "--base-url", srv.base_url,
                      "--api-key", KEY, "--k-code", k, "--k-case", k, "--bon", "4x1,4x4,2x2", "-o", str(out),
