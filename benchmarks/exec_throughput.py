@@ -12,6 +12,8 @@ parallel as cores; the script prints executions/s of each, their ratio, wrong ve
 truth, and the engine's wall time against the CPU floor (the CPU time the programs themselves used / cores).
 The "CPU-light" phase (small inputs, no deliberately slow or memory-hungry program) measures per-execution
 overhead; the "heavy" phase is the rest. The machine may be shared: figures are only comparable side by side.
+``--against REV`` also measures the CPU-light phase with the engine of an earlier git revision, alternated
+with today's in fresh processes, and prints the ratio (benchmarks/engine_revisions.py).
 ``--ray ADDRESS`` (``local`` starts Ray here; or a cluster's HOST:PORT) also judges each phase with the Ray
 executor and prints its executions/s beside the local engine's from the same run, and the ratio (start-up
 excluded from both, and printed apart). On ``local`` both use the same cores: the ratio is Ray's overhead.
@@ -326,6 +328,11 @@ def main() -> None:
         metavar="ADDRESS",
         help="also judge with the Ray executor at ADDRESS (local: start Ray here) and print ray/local per phase",
     )
+    parser.add_argument(
+        "--against",
+        metavar="REV",
+        help="also judge the CPU-light phase with the engine of git revision REV, alternated with today's (ratio)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     harness = None
@@ -401,6 +408,12 @@ def main() -> None:
     if args.ray:
         print(f"Ray executor against the local engine (same jobs, same run), load average {os.getloadavg()[0]:.1f}:")
         rows += [ray_line("cpu-light", light, args.ray, args.workers), ray_line("heavy", heavy, args.ray, args.workers)]
+    if args.against:
+        from benchmarks.engine_revisions import compare, print_comparison
+
+        print(f"today's engine against the engine at {args.against} (CPU-light phase, alternated, fresh processes):")
+        rows.append(compare(args.against, args.quick, args.workers, rounds=3))
+        print_comparison(rows[-1])
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 
