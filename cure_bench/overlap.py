@@ -17,7 +17,8 @@ every sample that arrived is in the generation cache and every execution that fi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from cure_bench.generation.plan import GenerationPlan
     from cure_bench.pipeline import Progress
     from cure_bench.runs.files import TaskRecord
+    from cure_bench.sandbox.stream import TableStream
+    from cure_bench.sandbox.tables import TableSpec
 
 JUDGE_STAGE = "judge"
 
@@ -49,6 +52,67 @@ class _Answers:
         return self.code[task] is not None and self.tests[task] is not None
 
 
+class Judging:
+    """A ``TableStream`` on the run's sandbox that shows the judge bar from the first submission on."""
+
+    def __init__(self, stream: TableStream, progress: Progress) -> None:
+        self._stream, self._progress = stream, progress
+        self.started = False
+        self.finished = False
+        self.sandbox: dict[str, Any] = {}  # the sandbox's manifest entry, once the ``judging`` block is left
+
+    def submit(self, index: int, spec: TableSpec) -> None:
+        """Queue table ``index``; raises the judge's error, if judging hit one, so the caller stops early."""
+        if not self.started:  # the judge bar appears with the first task ready, below the generation bar
+            self._progress.start(JUDGE_STAGE, 0)
+            self.started = True
+        self._stream.submit(index, spec)
+
+    def finish(self) -> list[TaskTable]:
+        """Wait for every table (each index submitted once) and return them in index order."""
+        tables = self._stream.finish()
+        self.finished = True
+        return tables
+
+
+@contextmanager
+def judging(
+    cfg: BenchConfig, run_dir: Path, n_tables: int, progress: Progress, hide: Sequence[Path] = ()
+) -> Iterator[Judging]:
+    """The run's sandbox and a stream judging ``n_tables`` tables as they are submitted, for one block.
+
+    Leaving the block on an exception (generation's error, ``RunInterrupted``, the judge's own error) cancels
+    the stream and closes the sandbox: finished executions are in the exec cache, those in flight never are.
+    A KeyboardInterrupt inside the block (Ctrl-C while waiting for the last tables) becomes ``RunInterrupted``.
+    Leaving it normally without ``finish`` is allowed only when nothing was submitted (a step that turned out
+    to need no judging); the idle judging threads are stopped then.
+    """
+    from cure_bench.pipeline import open_run_sandbox
+    from cure_bench.sandbox.stream import TableStream
+
+    judge: Judging | None = None
+    with open_run_sandbox(cfg, run_dir, hide) as box:
+        on_progress = lambda done, total: progress.advance(JUDGE_STAGE, done, total)  # noqa: E731
+        try:
+            with TableStream(box, n_tables, cfg.compare, on_progress) as stream:
+                judge = Judging(stream, progress)
+                try:
+                    yield judge
+                except KeyboardInterrupt:
+                    raise RunInterrupted(
+                        f"interrupted while judging; generations are saved in {run_dir}: re-run the same command "
+                        "to resume"
+                    ) from None
+                if not judge.finished:
+                    stream.cancel()  # stops the judging threads; with nothing submitted nothing is dropped
+                    if judge.started:
+                        raise RuntimeError("left the judging block with tables submitted but never awaited")
+        finally:
+            if judge is not None and judge.started:
+                progress.finish(JUDGE_STAGE)
+        judge.sandbox = box.describe()
+
+
 def generate_and_judge(
     cfg: BenchConfig,
     generation: GenerationPlan,
@@ -61,45 +125,27 @@ def generate_and_judge(
 ) -> tuple[list[TaskRecord], list[TaskTable], dict[str, Any], dict[str, Any]]:
     """Generate and judge at once; returns (records, tables, generators' manifest entries, sandbox entry)."""
     from cure_bench.generation.stage import generate
-    from cure_bench.pipeline import extract_record, open_run_sandbox, table_spec
-    from cure_bench.sandbox.stream import TableStream
+    from cure_bench.pipeline import extract_record, table_spec
 
     coder_msgs, tester_msgs = messages
     answers = _Answers(len(tasks), with_tests=tester_msgs is not None)
     records: list[TaskRecord | None] = [None] * len(tasks)
-    judging = False
 
-    def on_answers(role: str, i: int, completions: list[Completion]) -> None:
-        nonlocal judging
-        if not answers.add(role, i, completions):
-            return
-        code, tests = answers.code[i], answers.tests[i]
-        assert code is not None and tests is not None
-        tester = tester_msgs[i] if tester_msgs is not None else None
-        records[i] = record = extract_record(tasks[i], coder_msgs[i], tester, code, tests, cfg)
-        if not judging:  # the judge bar appears with the first task ready, below the generation bar
-            progress.start(JUDGE_STAGE, 0)
-            judging = True
-        stream.submit(i, table_spec(cfg, tasks[i], record))  # raises the judge's error: generation stops
+    with judging(cfg, run_dir, len(tasks), progress, hide) as judge:
 
-    with open_run_sandbox(cfg, run_dir, hide) as box:
-        on_progress = lambda done, total: progress.advance(JUDGE_STAGE, done, total)  # noqa: E731
-        try:
-            with TableStream(box, len(tasks), cfg.compare, on_progress) as stream:
-                try:
-                    _, _, generators = generate(cfg, generation, opened, coder_msgs, tester_msgs, run_dir,
-                                                progress, on_prompt_done=on_answers, interleave=True)  # fmt: skip
-                    tables = stream.finish()
-                except KeyboardInterrupt:
-                    raise RunInterrupted(
-                        f"interrupted while judging; generations are saved in {run_dir}: re-run the same command "
-                        "to resume"
-                    ) from None
-        finally:
-            if judging:
-                progress.finish(JUDGE_STAGE)
-        sandbox = box.describe()
+        def on_answers(role: str, i: int, completions: list[Completion]) -> None:
+            if not answers.add(role, i, completions):
+                return
+            code, tests = answers.code[i], answers.tests[i]
+            assert code is not None and tests is not None
+            tester = tester_msgs[i] if tester_msgs is not None else None
+            records[i] = record = extract_record(tasks[i], coder_msgs[i], tester, code, tests, cfg)
+            judge.submit(i, table_spec(cfg, tasks[i], record))  # raises the judge's error: generation stops
+
+        _, _, generators = generate(cfg, generation, opened, coder_msgs, tester_msgs, run_dir, progress,
+                                    on_prompt_done=on_answers, interleave=True)  # fmt: skip
+        tables = judge.finish()
     done = [r for r in records if r is not None]
     if len(done) != len(tasks):  # generate() raises first for any missing sample; this guards the invariant
         raise RuntimeError(f"{len(tasks) - len(done)} task(s) finished generating without being judged")
-    return done, tables, generators, sandbox
+    return done, tables, generators, judge.sandbox

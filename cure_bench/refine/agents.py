@@ -9,7 +9,7 @@ as many samples as there are copies, so each copy gets its own independent answe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +45,19 @@ class Agents:
             self._coder.close()
             raise
 
-    def ask(self, role: str, prompts: Sequence[ChatMessages], stage: str, progress: Any) -> list[Completion]:
-        """One answer per prompt; the n-th copy of an identical prompt gets sample n of that request."""
+    def ask(
+        self,
+        role: str,
+        prompts: Sequence[ChatMessages],
+        stage: str,
+        progress: Any,
+        on_answer: Callable[[int, Completion], None] | None = None,
+    ) -> list[Completion]:
+        """One answer per prompt; the n-th copy of an identical prompt gets sample n of that request.
+
+        ``on_answer(i, answer)`` fires once per prompt as soon as its answer is in (cached ones before any
+        request), so the caller can judge a task while other tasks' prompts are still being answered.
+        """
         from cure_bench.generation.runner import generate_all
 
         if not prompts:
@@ -59,10 +70,20 @@ class Agents:
             nth.append(copies.get(m, 0))
             copies[m] = nth[-1] + 1
         unique = list(copies)
+        positions: dict[ChatMessages, list[int]] = {}
+        for i, m in enumerate(prompts):
+            positions.setdefault(m, []).append(i)
+
+        def on_prompt_done(u: int, completions: list[Completion]) -> None:
+            assert on_answer is not None
+            for i in positions[unique[u]]:
+                on_answer(i, completions[nth[i]])
+
         progress.start(stage, 0)
         try:
             answers = generate_all(generator, self._cache, [(m, copies[m]) for m in unique], params,
-                                   on_progress=lambda done, total: progress.advance(stage, done, total))  # fmt: skip
+                                   on_progress=lambda done, total: progress.advance(stage, done, total),
+                                   on_prompt_done=None if on_answer is None else on_prompt_done)  # fmt: skip
         except KeyboardInterrupt:
             from cure_bench.errors import RunInterrupted
 

@@ -3,7 +3,9 @@
 Round r >= 1, per task: (with ``refine_tests``) the tester checks every generated test that no current program
 passes, shown what the programs printed, and its answer replaces the test; then every program failing a
 generated test gets a repair prompt with up to F of those tests, and its answer replaces it; the tasks are
-judged again, the ranker picks, and ``metrics.rounds[r]`` is measured. See docs/refine.md.
+judged again, the ranker picks, and ``metrics.rounds[r]`` is measured. See docs/refine.md. Each step judges a
+task as soon as its own answers are in, while other tasks' requests are in flight (``refine/judging.py``;
+``--no-overlap``: after all of them).
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from cure_bench.errors import ConfigError
 from cure_bench.fileio import atomic_write_json, atomic_write_jsonl
 from cure_bench.refine.agents import Agents
 from cure_bench.refine.feedback import Runner, disagreed_tests, output_groups, program_feedback
+from cure_bench.refine.judging import ask_and_judge
 from cure_bench.refine.prompts import repair_prompt, revise_test_prompt
 from cure_bench.refine.rounds import repair_counts, round_metrics, test_counts
 from cure_bench.refine.state import TaskState, load_round0, round0_tokens
 from cure_bench.runs import directory as rundir
+from cure_bench.types import Completion
 
 FEEDBACK_SOURCES = ("generated", "public")
 
@@ -155,24 +159,6 @@ def _measure(cfg: RefineConfig, states: list[TaskState], spend: dict[str, int], 
     return metrics
 
 
-def _judge_states(ctx: _Round, states: list[TaskState]) -> None:
-    """Judge the current programs on hidden + current generated tests; each state's table is replaced."""
-    from cure_bench.pipeline import _judge
-
-    bench = ctx.cfg.bench
-    records = [s.record(min(bench.max_test, len(s.task.hidden_tests))) for s in states]
-    tables, _ = _judge(
-        bench,
-        [s.task for s in states],
-        records,
-        ctx.run_dir,
-        ctx.progress,
-        hide=[p for p in ctx.hide if p != ctx.run_dir],
-    )
-    for s, table in zip(states, tables, strict=True):
-        s.table = table
-
-
 def _refine_round(ctx: _Round, states: list[TaskState], r: int, spend: dict[str, int]) -> dict[str, Any]:
     cfg = ctx.cfg
     tests = test_counts([], [], 0)
@@ -180,19 +166,22 @@ def _refine_round(ctx: _Round, states: list[TaskState], r: int, spend: dict[str,
         tests = _revise_tests(ctx, states, r, spend)
     before = [s.table for s in states]
     todo = program_feedback(ctx.runner, states, cfg.feedback_tests, cfg.feedback == "public")
-    msgs = [repair_prompt(states[t].task, states[t].programs[i] or "", fb, r, ctx.agents.text[0]) for t, i, fb in todo]
-    answers = ctx.agents.ask("coder", msgs, f"generate repairs (round {r})", ctx.progress)
+    msgs = [(t, repair_prompt(states[t].task, states[t].programs[i] or "", fb, r, ctx.agents.text[0]))
+            for t, i, fb in todo]  # fmt: skip
     repaired: list[list[int]] = [[] for _ in states]
-    for (t, i, fb), got in zip(todo, answers, strict=True):
+
+    def apply(n: int, got: Completion) -> bool:
+        t, i, fb = todo[n]
         st = states[t]
         st.programs[i] = ctx.agents.protocol.extract_program(got.text)
         st.versions[i].append({"round": r, "program": st.programs[i], "feedback": [f.to_json() for f in fb],
                                "answer": got.text, "tokens": got.tokens})  # fmt: skip
         spend["coder_tokens"] += got.tokens or 0
         repaired[t].append(i)
+        return True
+
+    ask_and_judge(ctx, states, "coder", msgs, f"generate repairs (round {r})", apply, changed=bool(todo))
     spend["coder_requests"] += len(todo)
-    if todo:
-        _judge_states(ctx, states)
     for st, idx in zip(states, repaired, strict=True):
         for i in idx:
             st.stamp(i)
@@ -206,12 +195,14 @@ def _revise_tests(ctx: _Round, states: list[TaskState], r: int, spend: dict[str,
     if not wanted:
         return test_counts([], [], 0)
     groups = output_groups(ctx.runner, states, wanted)
-    msgs = [revise_test_prompt(states[t].task, states[t].tests[j], g, r, ctx.agents.text[1])
+    msgs = [(t, revise_test_prompt(states[t].task, states[t].tests[j], g, r, ctx.agents.text[1]))
             for (t, j), g in zip(wanted, groups, strict=True)]  # fmt: skip
-    answers = ctx.agents.ask("tester", msgs, f"generate test revisions (round {r})", ctx.progress)
     before = [s.table for s in states]
     revised = 0
-    for (t, j), g, got in zip(wanted, groups, answers, strict=True):
+
+    def apply(n: int, got: Completion) -> bool:
+        nonlocal revised
+        (t, j), g = wanted[n], groups[n]
         st = states[t]
         new = ctx.agents.protocol.extract_test(got.text)
         st.test_versions[j].append({"round": r, "input": (new or st.tests[j]).input,
@@ -219,10 +210,12 @@ def _revise_tests(ctx: _Round, states: list[TaskState], r: int, spend: dict[str,
                                     "shown": [x.to_json() for x in g], "answer": got.text,
                                     "tokens": got.tokens})  # fmt: skip
         spend["tester_tokens"] += got.tokens or 0
-        if new is not None and new != st.tests[j]:
-            st.tests[j] = new
-            revised += 1
+        if new is None or new == st.tests[j]:
+            return False
+        st.tests[j] = new
+        revised += 1
+        return True
+
+    ask_and_judge(ctx, states, "tester", msgs, f"generate test revisions (round {r})", apply, changed=False)
     spend["tester_requests"] += len(wanted)
-    if revised:
-        _judge_states(ctx, states)
     return test_counts(before, [s.table for s in states], revised)
