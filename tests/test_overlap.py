@@ -37,6 +37,7 @@ from cure_bench.types import (
     TestCase,
 )
 from tests.helpers.fake_openai import FakeOpenAIServer
+from tests.helpers.run_snapshot import normalised, refine_files
 from tests.helpers.scripted_tasks import TASKS, ScriptedResponder, write_task_file
 
 KEY = "sk-test"
@@ -167,26 +168,6 @@ class Recorder:
             self.log.append(("finish", stage))
 
 
-def normalised(run_dir: Path, server_urls: Sequence[str]) -> tuple[list[Any], dict[str, Any]]:
-    """samples.jsonl and summary.json with what differs between any two runs of one command blanked: the run
-    directory (and its parent), the scripted servers' ports, the timings, the command line and the sandbox's
-    cgroup names and uid block (machine state, not results)."""
-
-    def clean(text: str) -> str:
-        text = text.replace(str(run_dir), "<run>").replace(str(run_dir.parent), "<parent>")  # hidden from programs
-        for i, url in enumerate(server_urls):
-            text = text.replace(url, f"<server{i}>")
-        return text
-
-    samples = [json.loads(clean(line)) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
-    summary = json.loads(clean((run_dir / "summary.json").read_text()))
-    for key in ("started_at", "finished_at", "seconds", "command"):
-        summary["run"].pop(key)
-    summary["run"]["sandbox"].pop("accounting")  # cgroup paths carry a per-sandbox random suffix
-    summary["run"]["sandbox"].pop("program_uids")  # the first uid block no other sandbox on the machine holds
-    return samples, summary
-
-
 def bench_config(tasks: Path, out: Path, coder: str, tester: str | None, overlap: bool) -> BenchConfig:
     return BenchConfig(
         dataset=str(tasks),
@@ -235,32 +216,61 @@ def test_overlap_writes_the_files_of_the_sequential_path(tmp_path: Path, mode: s
         assert roles == ["code", "tests"] * len(TASKS)
 
 
-@pytest.mark.slow
-def test_refine_overlap_writes_the_files_of_the_sequential_path(tmp_path: Path) -> None:
-    from tests.helpers.refine_script import TASKS as REFINE_TASKS
-    from tests.helpers.refine_script import Responder
+class KeepsTests:
+    """The refine script, except that a test-revision answer is the test as it stands: asked, changes nothing."""
 
-    tasks = tmp_path / "tasks.jsonl"
-    tasks.write_text("\n".join(json.dumps(t) for t in REFINE_TASKS) + "\n", encoding="utf-8")
+    def __init__(self) -> None:
+        from tests.helpers.refine_script import Responder
+
+        self.script = Responder()
+
+    def __call__(self, messages: list[dict[str, Any]], n: int, request: dict[str, Any]) -> list[str]:
+        from tests.helpers.refine_script import REVISION_MARK, TESTS
+
+        if REVISION_MARK in messages[-1]["content"]:
+            return [TESTS["Y"][0]] * n  # Y's 2 3 -> 6, the only test no program passes
+        return self.script(messages, n, request)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tester", ["none", "revises", "keeps"])
+def test_refine_overlap_writes_the_files_of_the_sequential_path(tmp_path: Path, tester: str) -> None:
+    """Every round overlapped (round 0 as bench; each repair and test-revision step task by task) against
+    ``--no-overlap``: the same round-0 files, summary.json, trajectories, and the same rows in both runs'
+    generation and exec caches. ``keeps``: revision steps that change nothing, so judge nothing either way."""
+    from tests.helpers.refine_script import Responder, refine_args, write_tasks
+
+    tasks = write_tasks(tmp_path / "tasks.jsonl")
+    extra = [] if tester == "none" else ["--refine-tests"]
     got = {}
     for flag in ([], ["--no-overlap"]):
         out = tmp_path / ("sequential" if flag else "overlap")
-        with FakeOpenAIServer(responder=Responder(), api_key=KEY) as srv:
-            result = CliRunner().invoke(
-                app,
-                ["refine", "--model", "fake", "--dataset", str(tasks), "--base-url", srv.base_url, "--api-key", KEY,
-                 "--k-code", "2", "--k-case", "2", "--bon", "2x2", "-o", str(out), "--workers", "2", "--rounds", "2",
-                 *flag],
-            )  # fmt: skip
+        with FakeOpenAIServer(responder=KeepsTests() if tester == "keeps" else Responder(), api_key=KEY) as srv:
+            result = CliRunner().invoke(app, refine_args(srv, tasks, out, "--rounds", "3", *extra, *flag))
             assert result.exit_code == 0, result.output
-            round0 = normalised(out / "round-0", [srv.base_url])
-            summary = json.loads((out / "summary.json").read_text().replace(str(out), "<run>"))
-            summary.pop("run")  # round 0's manifest, compared above
-            trajectories = (out / "samples.jsonl").read_text()
-            got[bool(flag)] = (round0, summary, trajectories)
+            got[bool(flag)] = refine_files(out, [srv.base_url])
     assert got[True] == got[False]
-    rounds = got[False][1]["metrics"]["rounds"]
-    assert [(r["repaired"], r["fixed"], r["broken"]) for r in rounds] == [(0, 0, 0), (3, 2, 1), (2, 1, 1)]
+    rounds = got[False]["summary"]["metrics"]["rounds"]
+    assert [(r["repaired"], r["fixed"], r["broken"]) for r in rounds] == REFINE_REPAIRS[tester]
+    if extra:  # revisions asked per round, and how many changed a test
+        assert [r["tester_requests"] for r in rounds] == REFINE_REVISIONS[tester][0]
+        assert [r["tests_revised"] for r in rounds] == REFINE_REVISIONS[tester][1]
+
+
+# repaired, fixed, broken per round. none/keeps: as test_refine_e2e works out by hand (round 3 repeats round 2:
+# Y's a+b+1 and a+b swap again). revises: Y's test becomes 2 3 -> 5 in round 1, so only X.P1 and Y.P1 are
+# repaired, both fixed, and nothing fails a test after that.
+REFINE_REPAIRS = {
+    "none": [(0, 0, 0), (3, 2, 1), (2, 1, 1), (2, 1, 1)],
+    "keeps": [(0, 0, 0), (3, 2, 1), (2, 1, 1), (2, 1, 1)],
+    "revises": [(0, 0, 0), (2, 2, 0), (0, 0, 0), (0, 0, 0)],
+}
+# tester requests (cumulative: 2 at round 0) and tests revised per round: only round 1 has a test no program
+# passes (Y's 2 3 -> 6; from round 2 on one of Y's programs is a+b+1, which passes it)
+REFINE_REVISIONS = {
+    "revises": ([2, 3, 3, 3], [0, 1, 0, 0]),
+    "keeps": ([2, 3, 3, 3], [0, 0, 0, 0]),
+}
 
 
 @pytest.mark.slow
