@@ -13,6 +13,9 @@ differs. Ctrl-C: during generation the backend stops sending and raises ``RunInt
 the last tables a KeyboardInterrupt does the same. Either way the stream is cancelled (its sandbox closed):
 every sample that arrived is in the generation cache and every execution that finished is in the exec cache
 (both are written one row at a time as results arrive), so the re-run asks for nothing twice.
+
+``judging`` is that sandbox-plus-stream block on its own; `cure refine`'s repair and test-revision steps judge
+in it too (``cure_bench/refine/judging.py``), with the same cancellation.
 """
 
 from __future__ import annotations
