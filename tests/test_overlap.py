@@ -146,6 +146,24 @@ def test_a_judging_error_reaches_the_caller_and_stops_its_submissions() -> None:
             stream.submit(1, specs()[1])
 
 
+def test_a_judging_block_left_unused_stops_its_threads_and_one_left_unawaited_is_an_error(tmp_path: Path) -> None:
+    """``overlap.judging``, the block bench and refine judge in: a refine step that changed nothing leaves it
+    without submitting (fine: its judging threads stop); leaving it with tables submitted but not awaited is a
+    bug, said so rather than the tables being dropped silently."""
+    from cure_bench.overlap import judging
+    from cure_bench.pipeline import NullProgress
+
+    cfg = BenchConfig(dataset="sample", coder=ModelConfig("m"), workers=1, output_dir=tmp_path, exec_cache=False)
+    threads = set(threading.enumerate())
+    with judging(cfg, tmp_path, 2, NullProgress()) as judge:
+        pass
+    assert set(threading.enumerate()) <= threads and judge.sandbox["workers"] == 1
+    unawaited = pytest.raises(RuntimeError, match="submitted but never awaited")
+    with unawaited, judging(cfg, tmp_path, 2, NullProgress()) as again:
+        again.submit(0, specs()[0])
+    assert set(threading.enumerate()) <= threads
+
+
 # -- whole runs -------------------------------------------------------------------------------------
 
 
