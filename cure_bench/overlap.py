@@ -87,8 +87,8 @@ def judging(
     Leaving the block on an exception (generation's error, ``RunInterrupted``, the judge's own error) cancels
     the stream and closes the sandbox: finished executions are in the exec cache, those in flight never are.
     A KeyboardInterrupt inside the block (Ctrl-C while waiting for the last tables) becomes ``RunInterrupted``.
-    Leaving it normally without ``finish`` is allowed only when nothing was submitted (a step that turned out
-    to need no judging); the idle judging threads are stopped then.
+    Leaving it normally without ``finish`` is allowed only when nothing was submitted (a caller that found
+    nothing to judge); the idle judging threads are stopped then.
     """
     from cure_bench.pipeline import open_run_sandbox
     from cure_bench.sandbox.stream import TableStream
