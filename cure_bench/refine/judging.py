@@ -25,9 +25,11 @@ from typing import TYPE_CHECKING
 from cure_bench.types import ChatMessages, Completion
 
 if TYPE_CHECKING:
+    from cure_bench.config import BenchConfig
     from cure_bench.overlap import Judging
     from cure_bench.refine.run import _Round
     from cure_bench.refine.state import TaskState
+    from cure_bench.runs.files import TaskRecord
 
 Apply = Callable[[int, Completion], bool]
 """(prompt index, its answer) -> whether the answer changed its task (a new program, a different test)."""
@@ -73,10 +75,15 @@ def judge_states(ctx: _Round, states: list[TaskState]) -> None:
     from cure_bench.pipeline import _judge
 
     bench = ctx.cfg.bench
-    records = [s.record(min(bench.max_test, len(s.task.hidden_tests))) for s in states]
+    records = [_record(bench, s) for s in states]
     tables, _ = _judge(bench, [s.task for s in states], records, ctx.run_dir, ctx.progress, hide=_hide(ctx))
     for s, table in zip(states, tables, strict=True):
         s.table = table
+
+
+def _record(bench: BenchConfig, state: TaskState) -> TaskRecord:
+    """The state as the record both paths judge: one place for the hidden-test cap, so they cannot drift."""
+    return state.record(min(bench.max_test, len(state.task.hidden_tests)))
 
 
 def _hide(ctx: _Round) -> list[Path]:
@@ -117,5 +124,5 @@ class _Step:
         while self.ready:
             t = self.ready.pop(0)
             state = self.states[t]
-            record = state.record(min(bench.max_test, len(state.task.hidden_tests)))
-            self.judge.submit(t, table_spec(bench, state.task, record))  # raises the judge's error: asking stops
+            spec = table_spec(bench, state.task, _record(bench, state))
+            self.judge.submit(t, spec)  # raises the judge's error: asking stops
