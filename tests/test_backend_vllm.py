@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -74,11 +75,43 @@ def _sample(job: EngineJob, k: int) -> EngineSample:
     return EngineSample(text, tokens=len(text) + 1, finish_reason="stop")
 
 
+RENDEZVOUS = "CURE_TEST_ENGINE_RENDEZVOUS"  # a directory and an engine count, "DIR:N", inherited by the children
+
+
 class EnvEngine(FakeEngine):
-    """Answers with the CUDA_VISIBLE_DEVICES its process sees (built inside a spawned child)."""
+    """Answers with the CUDA_VISIBLE_DEVICES its process sees (built inside a spawned child).
+
+    Engines pull from one feed, so on a loaded machine the engine that starts first could answer everything
+    before the other takes a job. Each takes one job at a time and, with ``RENDEZVOUS`` set, answers its
+    first only once every engine has taken one, so every group answers whatever the machine's load.
+    """
 
     def answer(self, job: EngineJob, k: int) -> EngineSample:
         return EngineSample(f"{os.environ.get('CUDA_VISIBLE_DEVICES')}|pid{os.getpid()}", 1, "stop")
+
+    def stream(self, feed: Any) -> Iterator[tuple[int, list[EngineSample]]]:
+        first = True
+        while not feed.stopped:
+            jobs = feed.take(1, wait=True)
+            if not jobs:
+                return
+            if first:
+                _meet_the_other_engines()
+                first = False
+            for job_id, job in jobs:
+                yield job_id, [self.answer(job, k) for k in range(job.n)]
+
+
+def _meet_the_other_engines(timeout_s: float = 60.0) -> None:
+    """Mark this engine as holding a job and wait until every engine does (or ``timeout_s`` passes)."""
+    where = os.environ.get(RENDEZVOUS)
+    if not where:
+        return
+    directory, count = where.rsplit(":", 1)
+    Path(directory, f"engine-{os.getpid()}").touch()
+    deadline = time.monotonic() + timeout_s
+    while len(list(Path(directory).iterdir())) < int(count) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 class FailingEngine(FakeEngine):
@@ -275,7 +308,10 @@ def _start_in_child(cls: type[FakeEngine]):
 
 
 @pytest.mark.slow
-def test_each_gpu_group_runs_in_its_own_process_with_its_devices(model_dir: str) -> None:
+def test_each_gpu_group_runs_in_its_own_process_with_its_devices(
+    model_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(RENDEZVOUS, f"{tmp_path}:2")
     gen = VLLMGenerator(model_dir, gpu_groups=[[0, 1], [2, 3]], engine_factory=_start_in_child(EnvEngine))
     try:
         got = collect(gen, [req(f"r{i}", (0,)) for i in range(6)])
