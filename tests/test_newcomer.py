@@ -40,8 +40,8 @@ def test_readme_command_two_is_the_test_suite() -> None:
 @pytest.mark.skipif(bool(os.environ.get(GUARD)), reason="inside the newcomer run itself")
 @pytest.mark.skipif(
     not os.environ.get("CURE_NEWCOMER_TEST"),
-    reason="opt-in (CURE_NEWCOMER_TEST=1): reruns the whole suite in a fresh clone; its last run had one "
-    "load-related failure of an otherwise passing test (issue 18)",
+    reason="opt-in (CURE_NEWCOMER_TEST=1, which .ci/run sets): reruns the whole suite in a fresh clone, "
+    "about 7 minutes on 2 cores, so README command 2 does not pay for it twice (issue 18)",
 )
 def test_fresh_clone_in_a_long_path_passes_at_80_columns(tmp_path: Path) -> None:
     if subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True).returncode != 0:
