@@ -213,6 +213,8 @@ _NR = {  # (add_key, request_key, keyctl), (unshare, clone), clone3
     "aarch64": ((217, 218, 219), (97, 220), 435),
 }
 CLONE_NEWUSER = 0x10000000
+X32_SYSCALL_BIT = 0x40000000
+_X32_BIT_ARCHES = ("x86_64",)
 
 
 class _Filter(ctypes.Structure):
@@ -226,10 +228,17 @@ class _Prog(ctypes.Structure):
 def _program(arch: str) -> list[tuple[int, int, int, int]]:
     """The filter: another syscall ABI -> ENOSYS; kernel keyring calls -> EPERM; unshare/clone asking for a
     new user namespace -> EPERM; clone3 (whose flags a filter cannot read) -> ENOSYS, so the C library falls
-    back to clone; everything else allowed."""
-    ld_abs, jeq, jset, ret = 0x20, 0x15, 0x45, 0x06
+    back to clone; everything else allowed.
+
+    On x86_64 the x32 ABI reports the same audit arch as x86_64 and marks its syscall numbers with bit 30
+    (x32 keyctl is 0x40000000 + 250), so a filter matching plain numbers would let x32 calls through on
+    kernels built with x32 enabled: every number with that bit is refused with ENOSYS, as on kernels
+    without x32."""
+    ld_abs, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
     keyring, cloning, clone3 = _NR[arch]
     code = [(ld_abs, 0, 0, 4), (jeq, 1, 0, _ARCH[arch]), (ret, 0, 0, _RET_ERRNO | ENOSYS), (ld_abs, 0, 0, 0)]
+    if arch in _X32_BIT_ARCHES:
+        code += [(jge, 0, 1, X32_SYSCALL_BIT), (ret, 0, 0, _RET_ERRNO | ENOSYS)]
     code.append((jeq, 0, 1, clone3))
     code.append((ret, 0, 0, _RET_ERRNO | ENOSYS))
     # from here: n checks, then [ALLOW, EPERM, load flags, jset -> EPERM, ALLOW]
