@@ -9,15 +9,17 @@ hidden from the programs, as in the judge stage.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cure_bench.config import BenchConfig
-from cure_bench.refine.prompts import Feedback, OutputGroup
+from cure_bench.refine.prompts import OUTPUT_CAP, Feedback, OutputGroup
 from cure_bench.refine.state import TaskState
-from cure_bench.sandbox.verdicts import judge, normalise
+from cure_bench.sandbox.verdicts import judge, output_digest
 from cure_bench.types import ExecJob, ExecResult, TestCase, Verdict
+
+T = TypeVar("T")
 
 
 class Runner:
@@ -28,7 +30,10 @@ class Runner:
         self.bench, self.hide, self.cache_dir = bench, hide, cache_dir
         self._box: Any = None
 
-    def run(self, jobs: Sequence[ExecJob]) -> list[ExecResult]:
+    def run(self, jobs: Sequence[ExecJob], reduce: Callable[[int, ExecResult], T]) -> list[T]:
+        """``reduce(index, result)`` for every job, in job order. Each result is reduced as it arrives and
+        then dropped (``run_each``), so a round holds what the prompts show (a verdict, an excerpt, a digest),
+        never every program's whole output: a program printing 16 MiB costs its excerpt (docs/sandbox.md)."""
         from cure_bench.sandbox import open_sandbox
 
         if not jobs:
@@ -38,8 +43,13 @@ class Runner:
             self._box = open_sandbox(cfg.executor, cfg.ray_address, workers=cfg.workers, isolation=cfg.sandbox,
                                      cache_dir=self.cache_dir, use_cache=self.cache_dir is not None,
                                      hide=list(self.hide), compat=cfg.judge_compat).__enter__()  # fmt: skip
-        results: list[ExecResult] = self._box.run(jobs)
-        return results
+        reduced: list[Any] = [None] * len(jobs)
+
+        def keep(index: int, result: ExecResult) -> None:
+            reduced[index] = reduce(index, result)
+
+        self._box.run_each(jobs, keep)
+        return reduced
 
     def close(self) -> None:
         if self._box is not None:
@@ -68,22 +78,28 @@ def program_feedback(
                 continue  # passes every generated test: kept as it is (public examples alone never trigger)
             examples = [(e, "public", None) for e in st.task.example_tests] if public else []
             wanted.append((t, i, [*failing, *examples]))
-    jobs = [runner.job(states[t], states[t].programs[i] or "", c.input) for t, i, cases in wanted for c, _, _ in cases]
-    results = iter(runner.run(jobs))
+    flat = [(t, i, case, source, verdict) for t, i, cases in wanted for case, source, verdict in cases]
+    jobs = [runner.job(states[t], states[t].programs[i] or "", case.input) for t, i, case, _, _ in flat]
+
+    def seen(index: int, res: ExecResult) -> Feedback:
+        _, _, case, source, verdict = flat[index]
+        if verdict is None:  # a public example: judged here (on the whole output), shown only when failed
+            verdict = judge(res, case.output, runner.bench.compare)
+        printed = res.stdout[:OUTPUT_CAP] if res.status.value == "ok" else None
+        return Feedback(case.input, case.output, printed, verdict.value, res.stderr_tail, source)
+
+    results = iter(runner.run(jobs, seen))
     out = []
     for t, i, cases in wanted:
         fb: list[Feedback] = []
         shown_public = 0
-        for case, source, verdict in cases:
-            res = next(results)
-            if verdict is None:  # a public example: judged here, shown only when failed, at most ``limit``
-                verdict = judge(res, case.output, runner.bench.compare)
-                if verdict is Verdict.ACCEPTED or shown_public >= limit:
+        for _, source, _ in cases:
+            f = next(results)
+            if source == "public":  # at most ``limit`` failed public examples are shown
+                if f.verdict == Verdict.ACCEPTED.value or shown_public >= limit:
                     continue
                 shown_public += 1
-            finished = res.status.value == "ok"
-            fb.append(Feedback(case.input, case.output, res.stdout if finished else None, verdict.value,
-                               res.stderr_tail, source))  # fmt: skip
+            fb.append(f)
         out.append((t, i, fb))
     return out
 
@@ -106,18 +122,25 @@ def output_groups(
 ) -> list[list[OutputGroup]]:
     """What the current programs of each task did on each wanted test's input, grouped, biggest group first."""
     members = [[p for p in states[t].programs if p is not None] for t, _ in wanted]
+    flat = [(t, j) for (t, j), ps in zip(wanted, members, strict=True) for _ in ps]
     jobs = [runner.job(states[t], p, states[t].tests[j].input) for (t, j), ps in zip(wanted, members, strict=True)
             for p in ps]  # fmt: skip
-    results = iter(runner.run(jobs))
+
+    def seen(index: int, res: ExecResult) -> tuple[tuple[str | None, str], str | None]:
+        """(group key, excerpt): outputs are grouped by a digest of their whitespace-normalised text (as
+        the output-agreement rankers compare them), so a key is a few bytes whatever the program printed."""
+        t, j = flat[index]
+        verdict = judge(res, states[t].tests[j].output, runner.bench.compare)
+        digest = output_digest(res)  # None: did not finish
+        return (digest, verdict.value), None if digest is None else res.stdout[:OUTPUT_CAP]
+
+    results = iter(runner.run(jobs, seen))
     out = []
-    for (t, j), ps in zip(wanted, members, strict=True):
+    for _wanted, ps in zip(wanted, members, strict=True):
         groups: dict[tuple[str | None, str], list[str | None]] = {}
         for _ in ps:
-            res = next(results)
-            verdict = judge(res, states[t].tests[j].output, runner.bench.compare)
-            finished = res.status.value == "ok"
-            key = (normalise(res.stdout) if finished else None, verdict.value)
-            groups.setdefault(key, []).append(res.stdout if finished else None)
+            key, excerpt = next(results)
+            groups.setdefault(key, []).append(excerpt)
         ordered = sorted(groups.items(), key=lambda kv: -len(kv[1]))  # stable: first seen first among equals
         out.append([OutputGroup(len(v), v[0], key[1]) for key, v in ordered])
     return out
