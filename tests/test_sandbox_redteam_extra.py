@@ -15,6 +15,7 @@ import json
 import os
 import socket
 import stat
+import subprocess
 import time
 import tracemalloc
 from pathlib import Path
@@ -139,6 +140,8 @@ def test_empty_dir_removes_hostile_trees_without_following_links(tmp_path: Path)
         assert worker_mounts.empty_dir(fd)
     finally:
         os.close(fd)
+        if os.path.lexists(deep):  # on failure: pytest's own rmtree cannot remove it either (RecursionError)
+            subprocess.run(["rm", "-rf", "--one-file-system", str(top)], check=False)
     assert os.listdir(top) == []
     assert (canary / "keep").read_text() == "x"
     assert worker_mounts.remove_tree(str(top)) and not top.exists()
@@ -518,3 +521,19 @@ def test_the_cleanup_helpers_keep_their_contract(tmp_path: Path) -> None:
     assert worker_mounts.remove_tree(str(link)) and not os.path.lexists(link)
     assert worker_mounts.remove_tree(str(tmp_path / "missing"))
     assert stat.S_ISDIR(os.lstat(tmp_path).st_mode)
+
+
+def test_a_worker_whose_cleanup_leaves_something_retires(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail closed: whatever the worker could not remove would meet the next execution, so it exits after
+    its reply and the pool starts a fresh one (fresh tmpfs and namespaces at bwrap/unshare)."""
+    from cure_bench.sandbox import worker
+
+    workdir = tmp_path / "exec-x"
+    workdir.mkdir()
+    monkeypatch.setattr(worker, "_retire", False)
+    worker._clean_up(str(workdir), {"own_view": False, "uid": -1})
+    assert not workdir.exists() and worker._retire is False
+    workdir.mkdir()
+    monkeypatch.setattr(worker.mounts, "remove_tree", lambda path: False)
+    worker._clean_up(str(workdir), {"own_view": False, "uid": -1})
+    assert worker._retire is True
