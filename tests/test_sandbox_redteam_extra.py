@@ -5,7 +5,7 @@ forging through the output files, stopping or tracing the worker, CPU hidden in 
 harness memory with non-ASCII output, and covert channels through kernel state that outlives an execution
 in a worker's long-lived namespaces. Every program is bounded and runs only inside the sandbox; each test
 runs at every level that starts here (a level that cannot start is skipped, as in test_sandbox_redteam.py).
-The covert channels that work today are ``xfail(strict=True)``: see notes in docs/sandbox.md ("What remains").
+The covert channels that work today are ``xfail(strict=True)``: see docs/sandbox.md ("What remains").
 """
 
 from __future__ import annotations
@@ -482,7 +482,7 @@ COUNTERS = ("pid", "tmpfs-inode", "sysv-id")
 _REASON = (
     "the worker's namespaces (pid, ipc, net) and scratch tmpfs live as long as the worker, so kernel counters "
     "and in-flight sockets carry information from one execution to the next; fix: fresh namespaces per "
-    "execution (see the red-team report, notes/redteam2.md)"
+    "execution (docs/sandbox.md, \"What remains\")"
 )
 
 
