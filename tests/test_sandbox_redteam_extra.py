@@ -482,7 +482,7 @@ COUNTERS = ("pid", "tmpfs-inode", "sysv-id")
 _REASON = (
     "the worker's namespaces (pid, ipc, net) and scratch tmpfs live as long as the worker, so kernel counters "
     "and in-flight sockets carry information from one execution to the next; fix: fresh namespaces per "
-    "execution (docs/sandbox.md, \"What remains\")"
+    'execution (docs/sandbox.md, "What remains")'
 )
 
 
