@@ -366,6 +366,39 @@ def test_cpu_in_threads_and_in_the_kernel_is_charged(level: str) -> None:
         assert result.wall_s < 2.5, result
 
 
+READ_FILES = """
+import os
+n = 0
+for root, dirs, files in os.walk('/usr/lib'):  # fills the page cache, charged to the slot's memory cgroup
+    for name in files:
+        path = os.path.join(root, name)
+        try:
+            if not os.path.islink(path):
+                with open(path, 'rb') as f:
+                    while chunk := f.read(1 << 20):
+                        n += len(chunk)
+        except OSError:
+            pass
+    if n > 400 * 2**20:
+        break
+print(n >> 20)
+"""
+
+
+@pytest.mark.parametrize("level", CONTAINED)
+def test_an_earlier_programs_page_cache_decides_nothing_later(level: str) -> None:
+    """The files one program read stayed charged to the slot: the next failing program of the slot was
+    judged memory_limit (its peak was reset only to that usage) and reported a peak it never used."""
+    with start_or_skip(level) as sb:
+        if "memory" not in sb.describe()["accounting"]:
+            pytest.skip("no memory cgroup here")
+        fail = "print('x')\nraise SystemExit(1)\n"
+        reader, failing = run_one_worker(sb, [READ_FILES, fail])
+    assert reader.status is ExecStatus.OK and int(reader.stdout) > 256, reader
+    assert failing.status is ExecStatus.RUNTIME_ERROR, failing
+    assert failing.peak_memory_mb < 32, failing
+
+
 # ------------------------------------------------------------------------------- harness memory
 
 
