@@ -194,6 +194,44 @@ def test_seccomp_and_namespace_side_doors_are_shut(level: str) -> None:
     assert got["clone3"][1] == 38 and got["keyctl_join_session"][1] == 1  # ENOSYS (libc falls back), EPERM
 
 
+def _run_filter(code: list[tuple[int, int, int, int]], nr: int, arch: int, arg0: int = 0) -> int:
+    """Classic BPF, the instructions the filter uses, over a seccomp_data (nr, arch, ip, args)."""
+    data = nr.to_bytes(4, "little") + arch.to_bytes(4, "little") + bytes(8) + arg0.to_bytes(8, "little")
+    acc, pc = 0, 0
+    while True:
+        op, jt, jf, k = code[pc]
+        if op == 0x20:  # ld [k]
+            acc = int.from_bytes(data[k : k + 4], "little")
+        elif op == 0x06:  # ret k
+            return k
+        else:
+            taken = {0x15: acc == k, 0x35: acc >= k, 0x45: bool(acc & k)}[op]
+            pc += jt if taken else jf
+        pc += 1
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+def test_the_seccomp_filter_denies_every_abi_spelling_of_a_denied_call(arch: str) -> None:
+    """What the kernel here cannot show (its x32 ABI is off): the filter itself must turn x32 numbers (bit 30
+    set, same arch value) away, or keyctl and unshare(CLONE_NEWUSER) pass on a kernel that has x32."""
+    code = worker_mounts._program(arch)
+    audit = worker_mounts._ARCH[arch]
+    (add_key, _, keyctl), (unshare, clone), clone3 = worker_mounts._NR[arch]
+    errno_of = {worker_mounts._RET_ALLOW: "allow", 0x00050000 | 1: "EPERM", 0x00050000 | 38: "ENOSYS"}
+
+    def verdict(nr: int, arg0: int = 0, arch_value: int = audit) -> str:
+        return errno_of[_run_filter(code, nr, arch_value, arg0)]
+
+    assert verdict(keyctl) == verdict(add_key) == "EPERM"
+    assert verdict(unshare, worker_mounts.CLONE_NEWUSER) == verdict(clone, worker_mounts.CLONE_NEWUSER | 17) == "EPERM"
+    assert verdict(unshare, 0x00020000) == verdict(clone, 17) == verdict(0) == "allow"
+    assert verdict(clone3) == "ENOSYS" and verdict(0, arch_value=0x40000003) == "ENOSYS"  # i386
+    if arch == "x86_64":
+        x32 = worker_mounts.X32_SYSCALL_BIT
+        assert verdict(x32 | keyctl) == verdict(x32 | unshare, worker_mounts.CLONE_NEWUSER) == "ENOSYS"
+        assert verdict(x32 | 0) == "ENOSYS"
+
+
 # ------------------------------------------------------------------------------- fd and /proc side routes
 
 SIDE_ROUTES = """

@@ -273,6 +273,7 @@ _NR = {  # (add_key, request_key, keyctl), (unshare, clone), clone3
     "aarch64": ((217, 218, 219), (97, 220), 435),
 }
 CLONE_NEWUSER = 0x10000000
+X32_SYSCALL_BIT = 0x40000000
 
 
 class _Filter(ctypes.Structure):
@@ -284,12 +285,16 @@ class _Prog(ctypes.Structure):
 
 
 def _program(arch: str) -> list[tuple[int, int, int, int]]:
-    """The filter: another syscall ABI -> ENOSYS; kernel keyring calls -> EPERM; unshare/clone asking for a
-    new user namespace -> EPERM; clone3 (whose flags a filter cannot read) -> ENOSYS, so the C library falls
-    back to clone; everything else allowed."""
-    ld_abs, jeq, jset, ret = 0x20, 0x15, 0x45, 0x06
+    """The filter: another syscall ABI -> ENOSYS (on x86_64 that includes the x32 ABI, which shares the arch
+    value and marks its numbers with bit 30: without this check ``keyctl | 0x40000000`` passed every rule
+    below on a kernel built with x32 support); kernel keyring calls -> EPERM; unshare/clone asking for a new
+    user namespace -> EPERM; clone3 (whose flags a filter cannot read) -> ENOSYS, so the C library falls back
+    to clone; everything else allowed."""
+    ld_abs, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
     keyring, cloning, clone3 = _NR[arch]
     code = [(ld_abs, 0, 0, 4), (jeq, 1, 0, _ARCH[arch]), (ret, 0, 0, _RET_ERRNO | ENOSYS), (ld_abs, 0, 0, 0)]
+    if arch == "x86_64":
+        code.append((jge, 1, 0, X32_SYSCALL_BIT))  # to the ENOSYS below
     code.append((jeq, 0, 1, clone3))
     code.append((ret, 0, 0, _RET_ERRNO | ENOSYS))
     # from here: n checks, then [ALLOW, EPERM, load flags, jset -> EPERM, ALLOW]
