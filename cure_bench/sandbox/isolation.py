@@ -120,7 +120,9 @@ def drops_uid(level: str) -> bool:
     return level != "none" and hasattr(os, "geteuid") and os.geteuid() == 0
 
 
-BWRAP_CAPS = ("CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_KILL", "CAP_SETGID", "CAP_SETUID")
+BWRAP_CAPS = ("CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP")
+"""CAP_SETPCAP only so that the worker can empty its bounding set at start (PR_CAPBSET_DROP needs it; without it the
+bounding set of the worker and of every program stayed full); the worker's capset then drops it too."""
 
 
 @functools.lru_cache(maxsize=1)

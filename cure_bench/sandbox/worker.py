@@ -22,7 +22,6 @@ import gc
 import json
 import os
 import resource
-import shutil
 import signal
 import struct
 import sys
@@ -96,6 +95,7 @@ _status_fds = (-1, -1)  # setup failures travel here: closed in the child before
 _current_child = 0  # pid of the execution in progress, for the SIGTERM handler
 _uid = -1  # the executions' uid, for the SIGTERM handler
 _acct = account.Accounting(None, 0)  # this slot's counters (set up in _startup)
+_retire = False  # cleanup left something behind: exit after the reply (see _clean_up)
 
 
 def _read_exact(fd: int, n: int) -> bytes | None:
@@ -515,10 +515,7 @@ def execute(job: dict, stdin: bytearray, cfg: dict) -> tuple[dict, bytearray, by
     finally:
         os.close(out_fd)
         os.close(err_fd)
-        shutil.rmtree(workdir, ignore_errors=True)
-        if cfg.get("own_view"):
-            mounts.clean_scratch(SCRATCH_DIRS)
-            mounts.clean_ipc(cfg["uid"])
+        _clean_up(workdir, cfg)
     peak_mb = peak if peak is not None else usage.ru_maxrss / 1024
     exit_code = os.waitstatus_to_exitcode(status)
     failure = _setup_failure()
@@ -536,6 +533,22 @@ def execute(job: dict, stdin: bytearray, cfg: dict) -> tuple[dict, bytearray, by
         "peak_memory_mb": peak_mb,
     }
     return report, out, err
+
+
+def _clean_up(workdir: str, cfg: dict) -> None:
+    """Remove what the execution left (its working directory; where the worker has its own view, everything in
+    the scratch tmpfs and the IPC namespace). Whatever cannot be removed would meet the next execution, so then
+    the worker retires after this reply (``_retire``) and the pool starts a fresh one, with fresh namespaces."""
+    global _retire
+    try:
+        clean = mounts.remove_tree(workdir)
+        if cfg.get("own_view"):
+            clean = mounts.clean_scratch(SCRATCH_DIRS) and clean
+            mounts.clean_ipc(cfg["uid"])
+    except Exception:
+        clean = False
+    if not clean:
+        _retire = True
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -607,6 +620,8 @@ def main() -> None:
         _scrub(out)
         _scrub(err)
         del job, stdin, request, out, err
+        if _retire:
+            return
 
 
 if __name__ == "__main__":

@@ -74,6 +74,7 @@ class Accounting:
         self.cpu0 = 0.0
         self.oom0 = 0
         self._limit = -1
+        self._base = 0  # bytes charged to the slot when the execution began (begin)
         if "pids" in self.fds:
             _write(self.fds["pids"], "pids.max", str(nproc))
 
@@ -100,14 +101,36 @@ class Accounting:
 
     def begin(self, memory_limit_bytes: int) -> None:
         """Set the execution's memory cap and reset its peak. The counters' starting values are those at the
-        end of the previous execution (``end``): nothing runs in the slot between executions."""
+        end of the previous execution (``end``): nothing runs in the slot between executions.
+
+        What earlier executions left charged to the slot (the page cache of the files they read) is not this
+        one's: resetting the peak only sets it to the current usage, so a program that read ~limit worth of
+        files made every later failing execution of the slot ``memory_limit``, with a peak it never used. The
+        peak is therefore counted from the usage here (``_base``), and a leftover above an eighth of the limit
+        is reclaimed first (only then: reclaiming evicts cached files, e.g. an allowed package, that the next
+        program would read again)."""
         mem = self.fds.get("memory")
-        if mem is not None:
-            v1 = self.kinds["memory"] == "v1"
-            if memory_limit_bytes != self._limit:
-                _write(mem, "memory.limit_in_bytes" if v1 else "memory.max", str(memory_limit_bytes))
-                self._limit = memory_limit_bytes
-            _write(mem, "memory.max_usage_in_bytes" if v1 else "memory.peak", "0")
+        if mem is None:
+            return
+        v1 = self.kinds["memory"] == "v1"
+        self._base = self._usage()
+        if self._base > memory_limit_bytes // 8:
+            if v1:
+                _write(mem, "memory.force_empty", "0")
+            else:
+                _write(mem, "memory.reclaim", str(self._base))
+            self._base = self._usage()
+        limit_file = "memory.limit_in_bytes" if v1 else "memory.max"
+        if memory_limit_bytes != self._limit and _write(mem, limit_file, str(memory_limit_bytes)):
+            self._limit = memory_limit_bytes  # else (usage above it) tried again before the next execution
+        _write(mem, "memory.max_usage_in_bytes" if v1 else "memory.peak", "0")
+
+    def _usage(self) -> int:
+        name = "memory.usage_in_bytes" if self.kinds["memory"] == "v1" else "memory.current"
+        try:
+            return int(_read(self.fds["memory"], name))
+        except (OSError, ValueError):
+            return 0
 
     def start(self) -> None:
         """Take the starting values once, when the worker starts."""
@@ -138,7 +161,7 @@ class Accounting:
         name = "memory.max_usage_in_bytes" if self.kinds["memory"] == "v1" else "memory.peak"
         peak = None
         with contextlib.suppress(OSError, ValueError):
-            peak = int(_read(mem, name)) / 2**20
+            peak = max(0, int(_read(mem, name)) - self._base) / 2**20
         oom = self._oom_count()
         hit, self.oom0 = oom > self.oom0, oom
         return cpu, peak, hit
