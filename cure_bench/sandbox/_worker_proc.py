@@ -134,8 +134,12 @@ class WorkerProcess:
     def pid(self) -> int:
         return self.proc.pid
 
+    retired = False
+    """Said it would exit after its last reply (its cleanup found a trace: worker.py ``_retire``); replacing
+    it is expected, not a failure."""
+
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        return not self.retired and self.proc.poll() is None
 
     def execute(
         self, program: str, stdin: str, time_limit_s: float, memory_limit_mb: int, timeout_s: float
@@ -191,7 +195,7 @@ class WorkerProcess:
         of this worker's tree is gone. Safe from any thread: the pipes stay open (see ``close_pipes``)."""
         tree = _descendants(self.proc.pid)
         for sig in (signal.SIGTERM, signal.SIGKILL):
-            if self.alive():
+            if self.proc.poll() is None:  # (a retired worker too: it may not have exited yet)
                 with contextlib.suppress(ProcessLookupError):
                     self.proc.send_signal(sig)
             try:

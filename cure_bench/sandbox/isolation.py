@@ -46,6 +46,7 @@ WORKER_FILES = (
     "worker_supervise.py",
     "worker_mounts.py",
     "worker_account.py",
+    "worker_traces.py",
 )  # stdlib-only files the worker runs from
 PORTABLE = os.environ.get("CURE_SANDBOX_PORTABLE") == "1" or not sys.platform.startswith("linux")
 """Workers avoid Linux-only facilities (memfd, pidfd, /proc, subreaper); forced on Linux by tests."""

@@ -253,7 +253,9 @@ class Sandbox:
             proc = self._procs.get(slot)
         if proc is not None and proc.alive():
             return proc
-        if proc is not None:
+        if proc is not None and proc.retired:
+            logger.debug("sandbox: worker %d retired (its cleanup found a trace); starting a new one", slot)
+        elif proc is not None:
             logger.warning("sandbox: worker %d died (%s); starting a new one", slot, proc.log_tail(300))
             proc.kill()
         if self._closed:

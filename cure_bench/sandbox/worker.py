@@ -32,10 +32,12 @@ try:  # run as a script inside the sandbox: the sibling files are bound next to 
     import worker_account as account  # type: ignore[import-not-found]
     import worker_mounts as mounts  # type: ignore[import-not-found]
     import worker_supervise as sup  # type: ignore[import-not-found]
+    import worker_traces as traces  # type: ignore[import-not-found]
 except ImportError:  # imported as part of the package (tools, tests)
     from cure_bench.sandbox import worker_account as account
     from cure_bench.sandbox import worker_mounts as mounts
     from cure_bench.sandbox import worker_supervise as sup
+    from cure_bench.sandbox import worker_traces as traces
 
 # Modules judged programs commonly import. Pre-importing them keeps them usable after the drop to an
 # unprivileged uid even where that uid cannot read the interpreter's install (the rlimits level).
@@ -96,6 +98,7 @@ _current_child = 0  # pid of the execution in progress, for the SIGTERM handler
 _uid = -1  # the executions' uid, for the SIGTERM handler
 _acct = account.Accounting(None, 0)  # this slot's counters (set up in _startup)
 _retire = False  # cleanup left something behind: exit after the reply (see _clean_up)
+_traces: Any = None  # where the worker has its own view: what executions could pass on (worker_traces)
 
 
 def _read_exact(fd: int, n: int) -> bytes | None:
@@ -537,14 +540,16 @@ def execute(job: dict, stdin: bytearray, cfg: dict) -> tuple[dict, bytearray, by
 
 def _clean_up(workdir: str, cfg: dict) -> None:
     """Remove what the execution left (its working directory; where the worker has its own view, everything in
-    the scratch tmpfs and the IPC namespace). Whatever cannot be removed would meet the next execution, so then
-    the worker retires after this reply (``_retire``) and the pool starts a fresh one, with fresh namespaces."""
+    the scratch tmpfs and the IPC namespace). Whatever cannot be removed would meet the next execution, and so
+    would a trace in the namespaces' counters or socket tables (worker_traces): then the worker retires after
+    this reply (``_retire``) and the pool starts a fresh one, with fresh namespaces."""
     global _retire
     try:
         clean = mounts.remove_tree(workdir)
         if cfg.get("own_view"):
             clean = mounts.clean_scratch(SCRATCH_DIRS) and clean
             mounts.clean_ipc(cfg["uid"])
+            clean = (_traces is None or _traces.unchanged()) and clean
     except Exception:
         clean = False
     if not clean:
@@ -565,7 +570,7 @@ def _startup(cfg: dict) -> tuple[int, int]:
     os.dup2(null, 0)
     os.dup2(null, 1)
     os.close(null)
-    global _uid, _acct, _status_fds
+    global _uid, _acct, _status_fds, _traces
     _uid = cfg["uid"]
     _status_fds = os.pipe()
     os.set_blocking(_status_fds[0], False)
@@ -592,6 +597,8 @@ def _startup(cfg: dict) -> tuple[int, int]:
         mounts.deny_syscalls()
         # per-execution namespaces where the worker shares the host's view need CAP_SYS_ADMIN (rlimits, none)
         mounts.drop_capabilities(mounts.WORKER_CAPS + (() if cfg.get("own_view") else (mounts.CAP_SYS_ADMIN,)))
+    if cfg.get("own_view") and not sup.portable:
+        _traces = traces.Traces(SCRATCH_DIRS, cfg["workroot"])
     for name in PRELOAD:
         with contextlib.suppress(ImportError):
             __import__(name)
@@ -616,6 +623,8 @@ def main() -> None:
             _scrub(stdin)
             report = {"status": "sandbox_error", "exit_code": None, "cpu_s": 0.0, "wall_s": 0.0, "peak_memory_mb": 0.0}
             err = bytearray(f"worker error: {exc!r}".encode())
+        if _retire:
+            report["retiring"] = True  # the pool resends what it queued behind this job to a fresh worker
         send(ipc_out, report, out, err)
         _scrub(out)
         _scrub(err)
