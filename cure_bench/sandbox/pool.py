@@ -12,7 +12,6 @@ import dataclasses
 import logging
 import os
 import queue
-import shutil
 import sys
 import tempfile
 import threading
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from cure_bench.errors import ConfigError, SandboxError
-from cure_bench.sandbox import cgroups, isolation, view
+from cure_bench.sandbox import cgroups, isolation, view, worker_mounts
 from cure_bench.sandbox._driver import PIPELINE_DEPTH, RESULTS_QUEUED, Batch, Driver, Item
 from cure_bench.sandbox._worker_proc import NPROC_PER_EXECUTION, WorkerDied, WorkerProcess
 from cure_bench.sandbox.cache import ENGINE_VERSION, ResultCache, default_cache_dir, job_key
@@ -484,7 +483,7 @@ def _shutdown(
     for proc in victims:
         proc.close_pipes()
     spawner.shutdown(wait=False)
-    shutil.rmtree(private_dir, ignore_errors=True)
+    worker_mounts.remove_tree(str(private_dir))  # no recursion: a program may have nested ~10^5 directories
     if groups is not None:
         groups.close()  # the workers and every process they ran are gone
     if uids is not None:
