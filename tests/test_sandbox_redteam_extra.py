@@ -604,6 +604,20 @@ def test_traces_see_each_channel_and_nothing_else(tmp_path: Path, monkeypatch: p
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def test_the_sysv_id_law_accepts_one_creation_and_nothing_else() -> None:
+    """Linux hands out SysV indices cyclically below 64 (seq * IPCMNI + index); one creation after id 62 is 63,
+    after 63 it is the next seq's index 0. Any other id means a program created objects in between."""
+    from cure_bench.sandbox.worker_traces import _learn_sysv, _one_creation_later
+
+    law = (1, 1 << 15)
+    assert _one_creation_later(62, 63, law) and _one_creation_later(63, 1 << 15, law)
+    assert _one_creation_later((1 << 15) + 63, 2 << 15, law)
+    assert not any(_one_creation_later(last, now, law) for last, now in [(62, 64), (63, 64), (63, 2 << 15), (5, 5)])
+    assert _one_creation_later(7 << 15, 8 << 15, (1 << 15, 0))  # an older kernel: seq advances every time
+    last, laws = _learn_sysv()  # this process's IPC namespace: a wrap is seen within IPC_MIN_CYCLE + 3 creations
+    assert len(last) == 3 and all(step >= 1 for step, _ in laws)
+
+
 def test_the_cleanup_helpers_keep_their_contract(tmp_path: Path) -> None:
     """remove_tree on a file, a dangling link and a missing path (the working directory may be any of them)."""
     f, link = tmp_path / "f", tmp_path / "l"

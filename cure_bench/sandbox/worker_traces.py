@@ -20,10 +20,17 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import itertools
 import os
 
 _libc = ctypes.CDLL(None, use_errno=True)
 IPC_PRIVATE, IPC_RMID = 0, 0
+IPC_MIN_CYCLE = 64
+"""With no object in use, Linux (>= 5.x, ipc/util.c) hands out SysV indices cyclically below this, and the
+id is seq * IPCMNI + index, seq advancing when the index wraps: the id one creation after ``last`` is
+last + 1, or the next seq's index 0 once the index reaches IPC_MIN_CYCLE - 1. IPCMNI (2^15, or 2^24 with
+the ipcmni_extend boot option) is learnt at start by creating objects until the index wraps once. Older
+kernels advance seq on every creation: a constant step, learnt the same way."""
 WORKDIR_INODES = 2
 """Inodes the worker makes per execution in the working root: the working directory and its prog.py."""
 SOCKET_TABLES = ("/proc/net/unix", "/proc/net/tcp", "/proc/net/tcp6")
@@ -70,9 +77,7 @@ class Traces:
         self._dirs = [d for d in scratch_dirs if os.path.isdir(d)]
         self._own = {d: WORKDIR_INODES if os.stat(d).st_dev == root_dev else 0 for d in self._dirs}
         self._inodes = {d: _fresh_inode(d) for d in self._dirs}
-        first = _fresh_sysv_ids()
-        self._ids = _fresh_sysv_ids()
-        self._id_step = tuple(b - a for a, b in zip(first, self._ids, strict=True))  # one creation's advance
+        self._ids, self._laws = _learn_sysv()
 
     def unchanged(self) -> bool:
         """True when the execution since the last call left nothing a later one could read (every process of
@@ -84,7 +89,31 @@ class Traces:
                 clean = False
             self._inodes[d] = now
         ids = _fresh_sysv_ids()
-        if any(b != a + step for a, b, step in zip(self._ids, ids, self._id_step, strict=True)):
-            clean = False  # (also once per wrap of the kernel's id sequence: a harmless restart)
+        if not all(map(_one_creation_later, self._ids, ids, self._laws)):
+            clean = False  # (also once per wrap of the kernel's seq counter: a harmless restart)
         self._ids = ids
         return clean
+
+
+def _learn_sysv() -> tuple[tuple[int, int, int], tuple[tuple[int, int], ...]]:
+    """The last ids handed out, and per kind (step, IPCMNI or 0 where no wrap was seen)."""
+    ids = [_fresh_sysv_ids()]
+    while len(ids) < IPC_MIN_CYCLE + 3:  # long enough for every kind's index to wrap once
+        ids.append(_fresh_sysv_ids())
+    laws = []
+    for kind in range(3):
+        seen = [row[kind] for row in ids]
+        deltas = [b - a for a, b in itertools.pairwise(seen)]
+        step = min(deltas)
+        wraps = [i for i, d in enumerate(deltas) if d != step]
+        mni = deltas[wraps[0]] + IPC_MIN_CYCLE - 1 if step == 1 and wraps else 0  # (seq+1)M - (seq M + 63)
+        laws.append((step, mni))
+    return ids[-1], tuple(laws)
+
+
+def _one_creation_later(last: int, now: int, law: tuple[int, int]) -> bool:
+    """Whether SysV id ``now`` is the one the kernel hands out right after ``last`` (see IPC_MIN_CYCLE)."""
+    step, mni = law
+    if mni > 0 and last % mni == IPC_MIN_CYCLE - 1:
+        return now == (last // mni + 1) * mni
+    return now == last + step
