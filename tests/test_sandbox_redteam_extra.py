@@ -570,18 +570,26 @@ def test_a_worker_retires_on_a_trace_quietly_and_keeps_what_it_had_queued(
     assert not [r for r in caplog.records if "worker" in r.getMessage()], caplog.text
 
 
+SOCKSTAT = """sockets: used {used}
+TCP: inuse 0 orphan 0 tw {tw} alloc 1 mem 0
+UDP: inuse 0 mem 0
+"""
+
+
 def test_traces_see_each_channel_and_nothing_else(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """worker_traces on a real tmpfs (the host's /dev/shm, standing in for a worker's scratch): quiet when only
     the worker's own working directory and prog.py were made, a trace for any other inode (kept or not), and
-    for a socket left in a socket table."""
+    for a socket or a closing TCP connection in the namespace's counters."""
     from cure_bench.sandbox import worker_traces
 
     if not os.path.isdir("/dev/shm") or os.statvfs("/dev/shm").f_files == 0:
         pytest.skip("no tmpfs at /dev/shm")
     scratch = Path(tempfile.mkdtemp(prefix="cure-traces-", dir="/dev/shm"))
-    no_sockets = tmp_path / "unix-empty"
-    no_sockets.write_text("Num RefCount Protocol Flags Type St Inode Path\n")
-    monkeypatch.setattr(worker_traces, "SOCKET_TABLES", (str(no_sockets),))  # the host's tables are not empty
+    quiet, busy, closing = (tmp_path / name for name in ("quiet", "busy", "closing"))
+    quiet.write_text(SOCKSTAT.format(used=0, tw=0))
+    busy.write_text(SOCKSTAT.format(used=3, tw=0))  # e.g. a cycle of in-flight unix sockets
+    closing.write_text(SOCKSTAT.format(used=0, tw=1))  # a TCP port in TIME_WAIT
+    monkeypatch.setattr(worker_traces, "SOCKSTAT", str(quiet))  # the host's own counters are not 0
     try:
         watch = worker_traces.Traces((str(scratch),), str(scratch))
 
@@ -594,11 +602,11 @@ def test_traces_see_each_channel_and_nothing_else(tmp_path: Path, monkeypatch: p
             return watch.unchanged()
 
         assert [execution(1), execution(2, extra=1), execution(3), execution(4, extra=5)] == [True, False, True, False]
-        table = tmp_path / "unix"
-        table.write_text("Num RefCount Protocol Flags Type St Inode Path\n0000: 00000002 0 0 0002 01 1234 @cure\n")
-        monkeypatch.setattr(worker_traces, "SOCKET_TABLES", (str(no_sockets), str(table)))
-        assert [execution(5), execution(6)] == [False, False]
-        monkeypatch.setattr(worker_traces, "SOCKET_TABLES", (str(no_sockets),))
+        monkeypatch.setattr(worker_traces, "SOCKET_GRACE_S", 0.01)
+        for n, counters in ((5, busy), (6, closing)):
+            monkeypatch.setattr(worker_traces, "SOCKSTAT", str(counters))
+            assert execution(n) is False
+        monkeypatch.setattr(worker_traces, "SOCKSTAT", str(quiet))
         assert execution(7) is True
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -144,17 +144,15 @@ class Driver:
             self._died(exc)
             return
         self.inflight.popleft()
-        retiring = bool(reply.pop("retiring", False))
         reply["status"] = ExecStatus(reply["status"])
         head.answer(ExecResult(**reply))
-        if retiring:
+        if self.proc is not None and self.proc.retired:
             self._retired()
 
     def _retired(self) -> None:
         """The worker exits after that reply: what was queued behind it goes to its successor, unharmed (no
         attempt counted: it never ran)."""
         if self.proc is not None:
-            self.proc.retired = True
             self.proc.kill()
         self.backlog.extendleft(reversed(self.inflight))
         self.inflight.clear()

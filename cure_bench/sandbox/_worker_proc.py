@@ -168,6 +168,8 @@ class WorkerProcess:
         reply: dict[str, Any] = json.loads(self._read_exact(header_len, deadline))
         reply["stdout"] = self._read_exact(out_len, deadline).decode("utf-8", "replace")
         reply["stderr_tail"] = self._read_exact(err_len, deadline).decode("utf-8", "replace")
+        if reply.pop("retiring", False):
+            self.retired = True  # it exits after this reply (the start-up probe's included)
         return reply
 
     def _read_exact(self, n: int, deadline: float) -> bytes:

@@ -541,7 +541,7 @@ def execute(job: dict, stdin: bytearray, cfg: dict) -> tuple[dict, bytearray, by
 def _clean_up(workdir: str, cfg: dict) -> None:
     """Remove what the execution left (its working directory; where the worker has its own view, everything in
     the scratch tmpfs and the IPC namespace). Whatever cannot be removed would meet the next execution, and so
-    would a trace in the namespaces' counters or socket tables (worker_traces): then the worker retires after
+    would a trace in the namespaces' counters (worker_traces): then the worker retires after
     this reply (``_retire``) and the pool starts a fresh one, with fresh namespaces."""
     global _retire
     try:
