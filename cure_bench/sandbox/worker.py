@@ -548,8 +548,12 @@ def _clean_up(workdir: str, cfg: dict) -> None:
         clean = mounts.remove_tree(workdir)
         if cfg.get("own_view"):
             clean = mounts.clean_scratch(SCRATCH_DIRS) and clean
-            mounts.clean_ipc(cfg["uid"])
-            clean = (_traces is None or _traces.unchanged()) and clean
+            mounts.clean_mqueue()
+            if _traces is None:
+                mounts.clean_sysv(cfg["uid"])
+            elif not _traces.unchanged():  # (it sees any SysV object made since the last check)
+                mounts.clean_sysv(cfg["uid"])
+                clean = False
     except Exception:
         clean = False
     if not clean:
