@@ -626,6 +626,23 @@ def test_the_sysv_id_law_accepts_one_creation_and_nothing_else() -> None:
     assert len(last) == 3 and all(step >= 1 for step, _ in laws)
 
 
+def test_the_quick_cleanup_never_follows_a_swapped_working_directory(tmp_path: Path) -> None:
+    """A program owns its working directory and may leave a link in its place: the quick path (only prog.py
+    there) must not unlink a prog.py elsewhere through it, and hands anything unusual to the full removal."""
+    from cure_bench.sandbox.worker import _remove_untouched
+
+    plain, busy, elsewhere = tmp_path / "plain", tmp_path / "busy", tmp_path / "elsewhere"
+    for d in (plain, busy, elsewhere):
+        d.mkdir()
+        (d / "prog.py").write_text("x")
+    (busy / "out.txt").write_text("y")
+    swapped = tmp_path / "swapped"
+    swapped.symlink_to(elsewhere)
+    assert _remove_untouched(str(plain)) is True and not plain.exists()
+    assert _remove_untouched(str(swapped)) is False and (elsewhere / "prog.py").read_text() == "x"
+    assert _remove_untouched(str(busy)) is False and (busy / "out.txt").exists()
+
+
 def test_the_cleanup_helpers_keep_their_contract(tmp_path: Path) -> None:
     """remove_tree on a file, a dangling link and a missing path (the working directory may be any of them)."""
     f, link = tmp_path / "f", tmp_path / "l"

@@ -545,7 +545,7 @@ def _clean_up(workdir: str, cfg: dict) -> None:
     this reply (``_retire``) and the pool starts a fresh one, with fresh namespaces."""
     global _retire
     try:
-        clean = mounts.remove_tree(workdir)
+        clean = _remove_untouched(workdir) or mounts.remove_tree(workdir)
         if cfg.get("own_view"):
             clean = mounts.clean_scratch(SCRATCH_DIRS) and clean
             mounts.clean_mqueue()
@@ -558,6 +558,25 @@ def _clean_up(workdir: str, cfg: dict) -> None:
         clean = False
     if not clean:
         _retire = True
+
+
+def _remove_untouched(workdir: str) -> bool:
+    """The common case in a few system calls: the working directory holds only prog.py (the program wrote no
+    file). Anything else (more entries, prog.py replaced by a directory) fails here and goes to the full
+    removal. Link-safe like it: the program owns its working directory and may have swapped it for a link,
+    so prog.py is unlinked relative to a descriptor opened without following one."""
+    try:
+        fd = os.open(workdir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        os.unlink("prog.py", dir_fd=fd)
+        os.rmdir(workdir)  # only ever an empty directory; a link in its place fails (ENOTDIR)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
