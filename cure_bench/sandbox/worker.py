@@ -597,7 +597,10 @@ def _startup(cfg: dict) -> tuple[int, int]:
     _uid = cfg["uid"]
     _status_fds = os.pipe()
     os.set_blocking(_status_fds[0], False)
-    _acct = account.Accounting(cfg.get("cgroups"), int(cfg["nproc"]))
+    groups = dict(cfg.get("cgroups") or {})
+    if cfg["uid"] >= 0:  # RLIMIT_NPROC of the slot's own uid caps the same tasks: one cgroup attach fewer per fork
+        groups.pop("pids", None)
+    _acct = account.Accounting(groups or None, int(cfg["nproc"]))
     _acct.start()
     sup.portable = bool(cfg.get("portable")) or sup.portable
     sup.prctl(sup.PR_SET_CHILD_SUBREAPER, 1)
