@@ -268,7 +268,7 @@ def _run_program(workdir: str, compat: tuple[str, ...] = ()) -> int:
 
         main.__dict__.update({name: getattr(typing, name) for name in ("List", "Tuple", "Optional")})
     sys.modules["__main__"] = main
-    for name in ("worker_account", "worker_mounts", "worker_supervise"):  # the worker's own, not the program's
+    for name in ("worker_account", "worker_mounts", "worker_supervise", "worker_traces"):  # the worker's own
         sys.modules.pop(name, None)
     sys.argv = [path]
     sys.orig_argv = [sys.executable, path]
