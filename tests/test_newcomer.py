@@ -43,6 +43,7 @@ def test_readme_command_two_is_the_test_suite() -> None:
     reason="opt-in (CURE_NEWCOMER_TEST=1, which .ci/run sets): reruns the whole suite in a fresh clone, "
     "about 7 minutes on 2 cores, so README command 2 does not pay for it twice (issue 18)",
 )
+@pytest.mark.timeout(1800)  # the whole suite again, past the suite's per-test limit
 def test_fresh_clone_in_a_long_path_passes_at_80_columns(tmp_path: Path) -> None:
     if subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True).returncode != 0:
         pytest.skip("not a git checkout")

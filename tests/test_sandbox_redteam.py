@@ -42,6 +42,18 @@ REPO = Path(__file__).resolve().parents[1]
 SKIP_WALK = ["/usr", "/proc", "/sys", "/dev", os.path.realpath(sysconfig.get_paths()["stdlib"])]
 
 
+def peak_while_consuming(sb: Sandbox, jobs: list[ExecJob], consume: Any) -> int:
+    """Peak bytes the parent allocated (tracemalloc) while ``run_each`` handed every result to ``consume``."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        sb.run_each(jobs, consume)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def start_or_skip(level: str, **kwargs: Any) -> Sandbox:
     try:
         return Sandbox(workers=1, isolation=level, use_cache=kwargs.pop("use_cache", False), **kwargs)
@@ -334,8 +346,6 @@ def test_cache_keys_include_the_engine_version(monkeypatch: pytest.MonkeyPatch) 
 def test_harness_holds_a_bounded_number_of_results(level: str) -> None:
     """64 executions of 1 MiB of output each, consumed by a slow caller: the parent must never hold them
     all (run would: 64 MiB); run_each holds at most max_results_in_flight() of them."""
-    import tracemalloc
-
     jobs = [ExecJob("import sys\nsys.stdout.write(input() * 2**20)", chr(97 + i % 26) + "\n", 5.0) for i in range(64)]
     seen: list[int] = []
     with start_or_skip(level) as sb:
@@ -346,12 +356,7 @@ def test_harness_holds_a_bounded_number_of_results(level: str) -> None:
             seen.append(len(result.stdout))
             time.sleep(0.005)  # a slow consumer: the drivers must wait, not pile results up
 
-        tracemalloc.start()
-        try:
-            sb.run_each(jobs, consume)
-            peak = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
+        peak = peak_while_consuming(sb, jobs, consume)
     assert len(seen) == 64 and set(seen) == {2**20}
     assert bound < 32
     assert peak < 3 * bound * 2**20, (peak / 2**20, bound)  # bytes + decoded str per result, with slack

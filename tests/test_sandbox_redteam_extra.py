@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import json
+import logging
 import os
 import shutil
 import socket
@@ -19,15 +20,15 @@ import stat
 import subprocess
 import tempfile
 import time
-import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from cure_bench.sandbox import Sandbox, judge, worker_mounts
 from cure_bench.sandbox import isolation as iso
 from cure_bench.types import ExecJob, ExecResult, ExecStatus, Verdict
-from tests.test_sandbox_redteam import CONTAINED, HIDING, start_or_skip
+from tests.test_sandbox_redteam import CONTAINED, HIDING, peak_while_consuming, start_or_skip
 
 GOOD = "print(sum(map(int, input().split())))"
 
@@ -35,6 +36,19 @@ GOOD = "print(sum(map(int, input().split())))"
 def run_one_worker(sb: Sandbox, programs: list[str], time_limit: float = 2.0) -> list[ExecResult]:
     """Run programs one after another on the sandbox's single worker (one call each: strictly in order)."""
     return [sb.run([ExecJob(p, "", time_limit, 256)])[0] for p in programs]
+
+
+def probe_as_program(level: str, program: str, *, then_good: bool = False) -> Any:
+    """Run a probe that prints JSON at ``level`` as a program uid (skipped where programs keep the caller's
+    uid); with ``then_good``, a correct program must still be accepted afterwards on the same worker."""
+    if not iso.drops_uid(level):
+        pytest.skip("not root: programs keep the caller's uid")
+    with start_or_skip(level) as sb:
+        result = sb.run([ExecJob(program, "", 2.0)])[0]
+        if then_good:
+            good_still_accepted(sb)
+    assert result.status is ExecStatus.OK, result
+    return json.loads(result.stdout)
 
 
 def good_still_accepted(sb: Sandbox) -> None:
@@ -184,13 +198,7 @@ print(json.dumps(out))
 
 @pytest.mark.parametrize("level", CONTAINED)
 def test_seccomp_and_namespace_side_doors_are_shut(level: str) -> None:
-    if not iso.drops_uid(level):
-        pytest.skip("not root: programs keep the caller's uid")
-    with start_or_skip(level) as sb:
-        result = sb.run([ExecJob(SIDE_DOORS, "", 2.0)])[0]
-        good_still_accepted(sb)
-    assert result.status is ExecStatus.OK, result
-    got = json.loads(result.stdout)
+    got = probe_as_program(level, SIDE_DOORS, then_good=True)
     opened = {name: rc for name, (rc, _) in got.items() if rc >= 0}
     assert opened == {}, got
     assert got["clone3"][1] == 38 and got["keyctl_join_session"][1] == 1  # ENOSYS (libc falls back), EPERM
@@ -224,12 +232,7 @@ print(json.dumps(out))
 
 @pytest.mark.parametrize("level", CONTAINED)
 def test_no_descriptor_or_proc_route_to_the_worker(level: str) -> None:
-    if not iso.drops_uid(level):
-        pytest.skip("not root: programs keep the caller's uid")
-    with start_or_skip(level) as sb:
-        result = sb.run([ExecJob(SIDE_ROUTES, "", 2.0)])[0]
-    assert result.status is ExecStatus.OK, result
-    got = json.loads(result.stdout)
+    got = probe_as_program(level, SIDE_ROUTES)
     assert got["fds"] == [0, 1, 2] and "extra_fds" not in got, got
     own_uid = [p for p in got["readable"] if not p.startswith("/proc/self")]
     assert own_uid == [], own_uid
@@ -420,12 +423,7 @@ def test_harness_memory_with_output_that_decodes_to_four_bytes_a_character(level
             seen.append(len(result.stdout))
             time.sleep(0.01)
 
-        tracemalloc.start()
-        try:
-            sb.run_each(jobs, consume)
-            peak = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
+        peak = peak_while_consuming(sb, jobs, consume)
     assert seen == [cap - 3] * 24
     assert peak < (4 * bound + 2 * sb.workers + 4) * cap, (peak / cap, bound)
 
@@ -567,7 +565,7 @@ def test_a_worker_retires_on_a_trace_quietly_and_keeps_what_it_had_queued(
         assert sb.worker_pids() != first
     assert [judge(r, str(2 * i)) for i, r in enumerate(plain)] == [Verdict.ACCEPTED] * 4
     assert [judge(r, str(2 * i)) for i, r in enumerate(mixed)] == [Verdict.ACCEPTED] * 8
-    assert not [r for r in caplog.records if "worker" in r.getMessage()], caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text  # no "died"/"lost"
 
 
 SOCKSTAT = """sockets: used {used}
