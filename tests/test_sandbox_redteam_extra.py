@@ -94,15 +94,19 @@ print(repr((sorted(os.listdir('/tmp')), others, os.listdir('.'))))
 
 @pytest.mark.parametrize("level", HIDING)
 def test_hostile_trees_are_removed_and_the_worker_keeps_answering(level: str) -> None:
+    """What a first look sees in /tmp besides its own working directory is the view's (the directories leading
+    to a venv under /tmp, bound there); after each hostile tree, a look sees exactly that again."""
     with start_or_skip(level) as sb:
-        results = run_one_worker(sb, [DEEP_TREE.format(where="/tmp"), LOOK, DEEP_TREE.format(where="."), LOOK])
+        results = run_one_worker(sb, [LOOK, DEEP_TREE.format(where="/tmp"), LOOK, DEEP_TREE.format(where="."), LOOK])
         results += run_one_worker(sb, [DEEP_TREE.format(where="/dev/shm"), ODD_ENTRIES, LOOK])
         good_still_accepted(sb)
     for result in results:
         assert result.status is ExecStatus.OK, result
-    for look in (results[1], results[3], results[6]):
-        tmp, others, cwd = ast.literal_eval(look.stdout)
-        assert len(tmp) == 1 and tmp[0].startswith("exec-") and others == [[], [], []] and cwd == ["prog.py"], tmp
+    looks = [ast.literal_eval(results[i].stdout) for i in (0, 2, 4, 7)]
+    views = [[name for name in tmp if not name.startswith("exec-")] for tmp, _, _ in looks]
+    assert all(len(tmp) == len(view) + 1 for (tmp, _, _), view in zip(looks, views, strict=True)), looks
+    assert views == [views[0]] * 4 and [others for _, others, _ in looks] == [[[], [], []]] * 4, looks
+    assert [cwd for _, _, cwd in looks] == [["prog.py"]] * 4
 
 
 def test_a_deep_tree_in_the_working_directory_at_rlimits(tmp_path: Path) -> None:
@@ -639,6 +643,28 @@ def test_the_quick_cleanup_never_follows_a_swapped_working_directory(tmp_path: P
     assert _remove_untouched(str(plain)) is True and not plain.exists()
     assert _remove_untouched(str(swapped)) is False and (elsewhere / "prog.py").read_text() == "x"
     assert _remove_untouched(str(busy)) is False and (busy / "out.txt").exists()
+
+
+def test_cleaning_leaves_a_venv_bound_under_tmp_alone(tmp_path: Path) -> None:
+    """A venv under /tmp is bound at its own path inside the view's scratch /tmp (a newcomer's clone under
+    pytest's temp directory is one): cleaning must keep that mount point and the directories leading to it,
+    and still remove everything else, or every execution would leave 'something' and retire its worker."""
+    scratch = tmp_path / "tmp"
+    venv = scratch / "pytest-of-root" / "pytest-1" / "a b" / "venv"
+    venv.mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (scratch / "pytest-of-root" / "left-by-a-program").write_text("x")
+    (scratch / "exec-1").mkdir()
+    (scratch / "exec-1" / "prog.py").write_text("")
+    mountinfo = tmp_path / "mountinfo"
+    escaped = str(venv).replace(" ", "\\040")
+    mountinfo.write_text(f"36 35 0:30 / / ro - tmpfs none rw\n97 36 0:44 /v {escaped} ro,nosuid - ext4 /dev/vda rw\n")
+    keep = worker_mounts.mounts_below((str(scratch),), str(mountinfo))
+    assert keep == {str(venv)}
+    assert worker_mounts.clean_scratch((str(scratch),), keep) is True
+    assert sorted(p.relative_to(scratch).as_posix() for p in scratch.rglob("*")) == [
+        "pytest-of-root", "pytest-of-root/pytest-1", "pytest-of-root/pytest-1/a b",
+        "pytest-of-root/pytest-1/a b/venv", "pytest-of-root/pytest-1/a b/venv/pyvenv.cfg"]  # fmt: skip
 
 
 def test_the_cleanup_helpers_keep_their_contract(tmp_path: Path) -> None:

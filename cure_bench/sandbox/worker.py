@@ -99,6 +99,7 @@ _uid = -1  # the executions' uid, for the SIGTERM handler
 _acct = account.Accounting(None, 0)  # this slot's counters (set up in _startup)
 _retire = False  # cleanup left something behind: exit after the reply (see _clean_up)
 _traces: Any = None  # where the worker has its own view: what executions could pass on (worker_traces)
+_kept: frozenset[str] = frozenset()  # mount points inside the scratch dirs (a venv under /tmp): never cleaned
 
 
 def _read_exact(fd: int, n: int) -> bytes | None:
@@ -547,7 +548,7 @@ def _clean_up(workdir: str, cfg: dict) -> None:
     try:
         clean = _remove_untouched(workdir) or mounts.remove_tree(workdir)
         if cfg.get("own_view"):
-            clean = mounts.clean_scratch(SCRATCH_DIRS) and clean
+            clean = mounts.clean_scratch(SCRATCH_DIRS, _kept) and clean
             mounts.clean_mqueue()
             if _traces is None:
                 mounts.clean_sysv(cfg["uid"])
@@ -593,7 +594,7 @@ def _startup(cfg: dict) -> tuple[int, int]:
     os.dup2(null, 0)
     os.dup2(null, 1)
     os.close(null)
-    global _uid, _acct, _status_fds, _traces
+    global _uid, _acct, _status_fds, _traces, _kept
     _uid = cfg["uid"]
     _status_fds = os.pipe()
     os.set_blocking(_status_fds[0], False)
@@ -624,6 +625,7 @@ def _startup(cfg: dict) -> tuple[int, int]:
         # per-execution namespaces where the worker shares the host's view need CAP_SYS_ADMIN (rlimits, none)
         mounts.drop_capabilities(mounts.WORKER_CAPS + (() if cfg.get("own_view") else (mounts.CAP_SYS_ADMIN,)))
     if cfg.get("own_view") and not sup.portable:
+        _kept = mounts.mounts_below(SCRATCH_DIRS)
         _traces = traces.Traces(SCRATCH_DIRS, cfg["workroot"])
     for name in PRELOAD:
         with contextlib.suppress(ImportError):

@@ -23,6 +23,7 @@ import contextlib
 import ctypes
 import os
 import platform
+import re
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
@@ -197,19 +198,62 @@ def clean_mqueue(mqueue_dir: str = "/dev/mqueue") -> None:
             os.unlink(os.path.join(mqueue_dir, name))
 
 
-def clean_scratch(dirs: tuple[str, ...]) -> bool:
-    """Empty the worker's own scratch tmpfs after an execution (every process of it is dead by now); False
-    when something could not be removed (the worker then retires: see worker.py)."""
+def mounts_below(dirs: tuple[str, ...], mountinfo: str = "/proc/self/mountinfo") -> frozenset[str]:
+    """Mount points strictly below ``dirs``: the view binds a venv that lives under /tmp at its own path inside
+    the scratch /tmp, and cleaning must leave that path (and the directories leading to it) alone."""
+    found = set()
+    try:
+        with open(mountinfo, encoding="utf-8", errors="surrogateescape") as f:
+            points = [_unescape(line.split()[4]) for line in f if len(line.split()) > 4]
+    except OSError:
+        return frozenset()
+    for point in points:
+        if any(point.startswith(d.rstrip("/") + "/") for d in dirs):
+            found.add(point)
+    return frozenset(found)
+
+
+def _unescape(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash in paths as a backslash and three octal digits."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def clean_scratch(dirs: tuple[str, ...], keep: frozenset[str] = frozenset()) -> bool:
+    """Empty the worker's own scratch tmpfs after an execution (every process of it is dead by now), except the
+    mount points ``keep`` and the directories leading to them; False when something could not be removed
+    (the worker then retires: see worker.py)."""
     clean = True
     for path in dirs:
+        clean = _empty_keeping(path.rstrip("/") or "/", keep) and clean
+    return clean
+
+
+def _empty_keeping(path: str, keep: frozenset[str]) -> bool:
+    """Empty ``path``; an entry on the way to a kept mount point is descended into instead of removed (that
+    chain is the view's own, a few levels deep), a kept mount point itself is left as it is."""
+    if not any(k.startswith(path + "/") for k in keep):
         try:
             fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
         except OSError:
-            continue
+            return True  # not in this view
         try:
-            clean = empty_dir(fd) and clean
+            return empty_dir(fd)
         finally:
             os.close(fd)
+    clean = True
+    try:
+        with os.scandir(path) as entries:
+            names = [entry.name for entry in entries]
+    except OSError:
+        return False
+    for name in names:
+        child = f"{path}/{name}"
+        if child in keep:
+            continue
+        if any(k.startswith(child + "/") for k in keep) and not os.path.islink(child):
+            clean = _empty_keeping(child, keep) and clean
+        else:
+            clean = remove_tree(child) and clean
     return clean
 
 
