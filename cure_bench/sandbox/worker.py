@@ -93,6 +93,16 @@ SCRATCH_DIRS = ("/tmp", "/dev/shm", "/var/tmp", "/run/lock")
 SCRATCH_BYTES = 256 * 2**20  # per scratch tmpfs, at most (and at most the memory limit; counted by its cgroup)
 SETUP_FAILED = 121  # exit code of a child whose sandbox setup failed (not the program's fault)
 MEMORY_EXIT = 122  # exit code of a program that died of an uncaught MemoryError / ENOMEM (reported as 1)
+INTERPRETER_HEADROOM_MB = 32
+"""RLIMIT_AS counts address space, the peak counts resident memory: a process (say a python3 the program
+started) whose allocation failed at the limit was resident up to the interpreter's unpaged mappings below
+it (~25 MB for CPython 3.11), so a failed run that came this close to the limit failed for memory."""
+
+
+def _near_limit_mb(limit_mb: float) -> float:
+    return limit_mb - max(0.05 * limit_mb, INTERPRETER_HEADROOM_MB)
+
+
 _status_fds = (-1, -1)  # setup failures travel here: closed in the child before the program runs
 _current_child = 0  # pid of the execution in progress, for the SIGTERM handler
 _uid = -1  # the executions' uid, for the SIGTERM handler
@@ -474,7 +484,7 @@ def _classify(
     code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
     if code == 0:
         return "ok"
-    if oom or code == MEMORY_EXIT or peak_mb >= 0.95 * job["memory_limit_mb"]:
+    if oom or code == MEMORY_EXIT or peak_mb >= _near_limit_mb(float(job["memory_limit_mb"])):
         return "memory_limit"
     return "runtime_error"
 
