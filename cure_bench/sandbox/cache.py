@@ -30,7 +30,8 @@ ENGINE_VERSION = "4"
 3: programs compiled without the worker's __future__ flags; python3's stdio (no universal newlines), signals,
    __main__ globals, shutdown order (__del__ at exit) and exit statuses (docs/sandbox.md, "Judge semantics").
 4: an execution's memory peak counts from its slot's usage at its start (an earlier program's page cache made
-   later failing programs memory_limit); a worker whose cleanup leaves anything retires (was sandbox_error)."""
+   later failing programs memory_limit), and a failed run within max(5%, 32 MB) of the limit is memory_limit;
+   a worker whose cleanup leaves anything retires (was sandbox_error)."""
 
 
 def default_cache_dir() -> Path:
