@@ -136,7 +136,7 @@ def output_groups(
 
     results = iter(runner.run(jobs, seen))
     out = []
-    for _wanted, ps in zip(wanted, members, strict=True):
+    for ps in members:
         groups: dict[tuple[str | None, str], list[str | None]] = {}
         for _ in ps:
             key, excerpt = next(results)
