@@ -573,7 +573,7 @@ def test_a_worker_retires_on_a_trace_quietly_and_keeps_what_it_had_queued(
 
 
 SOCKSTAT = """sockets: used {used}
-TCP: inuse 0 orphan 0 tw {tw} alloc 1 mem 0
+TCP: inuse 0 orphan {orphan} tw {tw} alloc 1 mem 0
 UDP: inuse 0 mem 0
 """
 
@@ -581,17 +581,15 @@ UDP: inuse 0 mem 0
 def test_traces_see_each_channel_and_nothing_else(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """worker_traces on a real tmpfs (the host's /dev/shm, standing in for a worker's scratch): quiet when only
     the worker's own working directory and prog.py were made, a trace for any other inode (kept or not), and
-    for a socket or a closing TCP connection in the namespace's counters."""
+    for a socket or a closing TCP connection in the namespace's counters, but not for the host's TCP orphans."""
     from cure_bench.sandbox import worker_traces
 
     if not os.path.isdir("/dev/shm") or os.statvfs("/dev/shm").f_files == 0:
         pytest.skip("no tmpfs at /dev/shm")
     scratch = Path(tempfile.mkdtemp(prefix="cure-traces-", dir="/dev/shm"))
-    quiet, busy, closing = (tmp_path / name for name in ("quiet", "busy", "closing"))
-    quiet.write_text(SOCKSTAT.format(used=0, tw=0))
-    busy.write_text(SOCKSTAT.format(used=3, tw=0))  # e.g. a cycle of in-flight unix sockets
-    closing.write_text(SOCKSTAT.format(used=0, tw=1))  # a TCP port in TIME_WAIT
-    monkeypatch.setattr(worker_traces, "SOCKSTAT", str(quiet))  # the host's own counters are not 0
+    counters = tmp_path / "sockstat"  # opened once by Traces and read again from the start at every check
+    counters.write_text(SOCKSTAT.format(used=0, tw=0, orphan=0))
+    monkeypatch.setattr(worker_traces, "SOCKSTAT", str(counters))  # the host's own counters are not 0
     try:
         watch = worker_traces.Traces((str(scratch),), str(scratch))
 
@@ -605,10 +603,11 @@ def test_traces_see_each_channel_and_nothing_else(tmp_path: Path, monkeypatch: p
 
         assert [execution(1), execution(2, extra=1), execution(3), execution(4, extra=5)] == [True, False, True, False]
         monkeypatch.setattr(worker_traces, "SOCKET_GRACE_S", 0.01)
-        for n, counters in ((5, busy), (6, closing)):
-            monkeypatch.setattr(worker_traces, "SOCKSTAT", str(counters))
+        # a cycle of in-flight unix sockets; a TCP port in TIME_WAIT
+        for n, busy in ((5, {"used": 3, "tw": 0}), (6, {"used": 0, "tw": 1})):
+            counters.write_text(SOCKSTAT.format(orphan=0, **busy))
             assert execution(n) is False
-        monkeypatch.setattr(worker_traces, "SOCKSTAT", str(quiet))
+        counters.write_text(SOCKSTAT.format(used=0, tw=0, orphan=7))  # the host's orphans: not this namespace's
         assert execution(7) is True
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -16,16 +16,25 @@ outputs live only in bytearrays that are zeroed after use. EOF on the request pi
 
 from __future__ import annotations
 
+import atexit
+import builtins
 import contextlib
 import errno
+import functools
 import gc
+import importlib.machinery
+import io
 import json
+import operator
 import os
+import random
 import resource
 import signal
 import struct
 import sys
+import threading
 import time
+import types
 from typing import Any
 
 try:  # run as a script inside the sandbox: the sibling files are bound next to this one
@@ -194,8 +203,6 @@ def _fresh_stdio() -> None:
     environment: PYTHONIOENCODING, the locale); newline="\\n" as on POSIX (no universal newlines, so a
     "\\r\\n" input keeps its "\\r", as under python3); stdout block-buffered, stderr line-buffered with
     backslashreplace; the raw files named "<stdin>", "<stdout>", "<stderr>"."""
-    import io
-
     template = sys.__stdin__
     encoding = getattr(template, "encoding", None) or "utf-8"
     errors = getattr(template, "errors", None) or "strict"
@@ -256,12 +263,6 @@ def _run_program(workdir: str, compat: tuple[str, ...] = ()) -> int:
     follows CPython's order: join non-daemon threads, run atexit callbacks, flush, collect garbage, clear the
     main module, flush again; an uncaught KeyboardInterrupt ends the process by SIGINT, as python3 does.
     """
-    import builtins
-    import importlib.machinery
-    import random
-    import threading
-    import types
-
     random.seed()  # a real interpreter seeds from urandom; a fork would otherwise repeat the worker's state
     path = os.path.join(workdir, "prog.py")
     main = types.ModuleType("__main__")
@@ -275,7 +276,7 @@ def _run_program(workdir: str, compat: tuple[str, ...] = ()) -> int:
         }
     )
     if "typing-names" in compat:  # --judge-compat typing-names: the CURE harness's pre-set globals
-        import typing
+        import typing  # (pre-imported: PRELOAD)
 
         main.__dict__.update({name: getattr(typing, name) for name in ("List", "Tuple", "Optional")})
     sys.modules["__main__"] = main
@@ -323,8 +324,6 @@ def _run_atexit() -> None:
     """Run the atexit callbacks. A failing one is reported ("Exception ignored in atexit callback") and leaves the
     exit status alone, as under python3; where python3 calls them with no Python frame, the report here would
     name this one, so it is taken out of the traceback handed to sys.unraisablehook."""
-    import atexit
-
     hook = sys.unraisablehook
 
     def without_own_frame(args: Any) -> None:
@@ -341,32 +340,35 @@ def _run_atexit() -> None:
             sys.unraisablehook = hook
 
 
+_get_limit, _set_limit = sys.getrecursionlimit, sys.setrecursionlimit
+_hidden_depth = 0  # the worker's frames under the program's module code, exec() included (_hide_own_frames)
+
+
+@functools.wraps(_get_limit)
+def _program_getrecursionlimit() -> int:
+    return _get_limit() - _hidden_depth
+
+
+@functools.wraps(_set_limit)
+def _program_setrecursionlimit(limit: int, /) -> None:
+    limit = operator.index(limit)
+    if limit < 1:
+        raise ValueError("recursion limit must be greater or equal than 1")
+    _set_limit(limit + _hidden_depth)
+
+
 def _hide_own_frames() -> None:
     """Give the program python3's recursion headroom: under python3 its module code runs at depth 1, here below
     the worker's frames and exec(). The limit is raised by that many and sys.get/setrecursionlimit report and take
-    the program's view of it, so ``getrecursionlimit()`` is 1000 and recursion fails at the same depth."""
-    import functools
-    import operator
-
+    the program's view of it, so ``getrecursionlimit()`` is 1000 and recursion fails at the same depth. (The two
+    replacements are made once, in the worker: a child only sets the depth, touching fewer shared pages.)"""
+    global _hidden_depth
     frame, depth = sys._getframe(1), 1  # the caller (_run_program) and the frames under it
     while frame.f_back is not None:
         frame, depth = frame.f_back, depth + 1
-    extra = depth + 1  # exec() itself counts one level
-    get_limit, set_limit = sys.getrecursionlimit, sys.setrecursionlimit
-
-    @functools.wraps(get_limit)
-    def getrecursionlimit() -> int:
-        return get_limit() - extra
-
-    @functools.wraps(set_limit)
-    def setrecursionlimit(limit: int, /) -> None:
-        limit = operator.index(limit)
-        if limit < 1:
-            raise ValueError("recursion limit must be greater or equal than 1")
-        set_limit(limit + extra)
-
-    set_limit(get_limit() + extra)
-    sys.getrecursionlimit, sys.setrecursionlimit = getrecursionlimit, setrecursionlimit
+    _hidden_depth = depth + 1  # exec() itself counts one level
+    _set_limit(_get_limit() + _hidden_depth)
+    sys.getrecursionlimit, sys.setrecursionlimit = _program_getrecursionlimit, _program_setrecursionlimit
 
 
 def _flush_std() -> bool:
@@ -386,14 +388,20 @@ def _own_scratch(job: dict, cfg: dict) -> None:
     this execution, with fresh tmpfs scratch directories, so SysV IPC, POSIX queues and files in /tmp,
     /dev/shm, /var/tmp, /run/lock die with it (not where the kernel refuses: no privilege). Where the worker
     has its own view and IPC namespace, the worker empties both after each execution (worker_mounts)."""
-    if sup.portable or cfg.get("own_view"):
+    if not _fresh_scratch_per_execution(cfg):
         return
     size = min(int(job["memory_limit_mb"]) * 2**20, SCRATCH_BYTES)
     mounts.fresh_scratch(SCRATCH_DIRS, size, new_mounts=True)
 
 
+def _fresh_scratch_per_execution(cfg: dict) -> bool:
+    """Whether each child mounts its own scratch (``_own_scratch``); the working directory is then made there."""
+    return not (sup.portable or cfg.get("own_view"))
+
+
 def _make_workdir(job: dict, cfg: dict, workdir: str) -> None:
-    """The execution's working directory with prog.py, made here, in the execution's own scratch."""
+    """The execution's working directory with prog.py: made by the child in its own scratch where it mounts one,
+    else by the worker before the fork (the child then touches fewer of the pages it shares with the worker)."""
     os.makedirs(workdir, mode=0o700, exist_ok=True)
     with open(os.path.join(workdir, "prog.py"), "w", encoding="utf-8", errors="replace") as f:
         f.write(job["program"])
@@ -404,7 +412,7 @@ def _make_workdir(job: dict, cfg: dict, workdir: str) -> None:
 def _child(job: dict, cfg: dict, fds: tuple[int, int, int], workdir: str) -> None:
     """Runs in the forked child: confine this process, then become the program. Never returns."""
     try:
-        _acct.join(os.getpid())  # before anything runs: every process of the execution is charged to it
+        _acct.join()  # before anything runs: every process of the execution is charged to it
         os.setsid()  # own process group: the supervisor kills the group, the subreaper catches escapees
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
@@ -412,7 +420,8 @@ def _child(job: dict, cfg: dict, fds: tuple[int, int, int], workdir: str) -> Non
         os.closerange(3, status_w)  # the request/reply pipes and everything else of the worker...
         os.closerange(status_w + 1, 1 << 16)  # ...but the setup-status pipe, closed once setup is done
         _own_scratch(job, cfg)
-        _make_workdir(job, cfg, workdir)
+        if _fresh_scratch_per_execution(cfg):
+            _make_workdir(job, cfg, workdir)
         os.chdir(workdir)
         _set_limits(job, cfg)
         if cfg["uid"] >= 0:
@@ -503,7 +512,9 @@ def execute(job: dict, stdin: bytearray, cfg: dict) -> tuple[dict, bytearray, by
         view = view[os.write(stdin_fd, view) :]
     _scrub(stdin)
     os.lseek(stdin_fd, 0, os.SEEK_SET)
-    workdir = os.path.join(cfg["workroot"], f"exec-{os.urandom(6).hex()}")  # made by the child (_make_workdir)
+    workdir = os.path.join(cfg["workroot"], f"exec-{os.urandom(6).hex()}")
+    if not _fresh_scratch_per_execution(cfg):
+        _make_workdir(job, cfg, workdir)
     global _current_child
     _acct.begin(int(job["memory_limit_mb"]) * 2**20)
     t0 = time.monotonic()
@@ -556,15 +567,16 @@ def _clean_up(workdir: str, cfg: dict) -> None:
     this reply (``_retire``) and the pool starts a fresh one, with fresh namespaces."""
     global _retire
     try:
-        clean = _remove_untouched(workdir) or mounts.remove_tree(workdir)
+        pristine = _remove_untouched(workdir)
+        clean = pristine or mounts.remove_tree(workdir)
         if cfg.get("own_view"):
-            clean = mounts.clean_scratch(SCRATCH_DIRS, _kept) and clean
             mounts.clean_mqueue()
-            if _traces is None:
+            quiet = _traces is not None and _traces.unchanged()  # (it sees any SysV object made since the last check)
+            if not (quiet and pristine):  # else no inode was made, none moved out of the working directory
+                clean = mounts.clean_scratch(SCRATCH_DIRS, _kept) and clean
+            if not quiet:
                 mounts.clean_sysv(cfg["uid"])
-            elif not _traces.unchanged():  # (it sees any SysV object made since the last check)
-                mounts.clean_sysv(cfg["uid"])
-                clean = False
+                clean = clean and _traces is None
     except Exception:
         clean = False
     if not clean:
@@ -572,15 +584,19 @@ def _clean_up(workdir: str, cfg: dict) -> None:
 
 
 def _remove_untouched(workdir: str) -> bool:
-    """The common case in a few system calls: the working directory holds only prog.py (the program wrote no
-    file). Anything else (more entries, prog.py replaced by a directory) fails here and goes to the full
-    removal. Link-safe like it: the program owns its working directory and may have swapped it for a link,
-    so prog.py is unlinked relative to a descriptor opened without following one."""
+    """The common case in a few system calls: the working directory holds only prog.py, with no other link to it
+    (the program wrote, moved and linked no file). Anything else (more entries, prog.py renamed, linked from
+    elsewhere or replaced by a directory, the directory itself renamed) fails here and goes to the full removal,
+    and then to the emptying of the scratch directories (_clean_up). Link-safe like it: the program owns its
+    working directory and may have swapped it for a link, so prog.py is unlinked relative to a descriptor
+    opened without following one."""
     try:
         fd = os.open(workdir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     except OSError:
         return False
     try:
+        if os.stat("prog.py", dir_fd=fd, follow_symlinks=False).st_nlink != 1:
+            return False
         os.unlink("prog.py", dir_fd=fd)
         os.rmdir(workdir)  # only ever an empty directory; a link in its place fails (ENOTDIR)
     except OSError:

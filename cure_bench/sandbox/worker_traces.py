@@ -35,17 +35,22 @@ WORKDIR_INODES = 2
 """Inodes the worker makes per execution in the working root: the working directory and its prog.py."""
 SOCKSTAT = "/proc/net/sockstat"
 """Per network namespace: ``sockets: used`` counts every socket of a process (a unix socket held in flight
-by a cycle of them included, however long it outlives its processes), ``TCP: ... orphan ... tw`` the TCP
-connections still closing (TIME_WAIT). The worker holds no socket in its namespace, so after an execution
-all of them read 0. (A table such as /proc/net/tcp would say more, but reading it walks the host's whole
-connection hash: ~7 ms per execution here, against ~20 us for these counters.)"""
-SOCKSTAT_ZERO = {"sockets:": ("used",), "TCP:": ("inuse", "orphan", "tw")}
+by a cycle of them included, however long it outlives its processes), ``TCP: inuse`` the TCP sockets still
+hashed (an orphan still closing included), ``tw`` those in TIME_WAIT. The worker holds no socket in its
+namespace, so after an execution all of them read 0. ``orphan`` (and ``alloc``) on the same line count the
+whole host's, so they are not read: a busy host's orphans would retire every worker after every execution.
+(A table such as /proc/net/tcp would say more, but reading it walks the host's whole connection hash: ~7 ms
+per execution here, against ~20 us for these counters.)"""
+SOCKSTAT_ZERO = {"sockets:": ("used",), "TCP:": ("inuse", "tw")}
 
 
-def _fresh_inode(path: str) -> int | None:
-    """The inode number the tmpfs at ``path`` hands out next, taken by an unnamed file that vanishes on close."""
+def _fresh_inode(dir_fd: int | None) -> int | None:
+    """The inode number the tmpfs of directory ``dir_fd`` hands out next, taken by an unnamed file that vanishes
+    on close."""
+    if dir_fd is None:
+        return None
     try:
-        fd = os.open(path, os.O_TMPFILE | os.O_WRONLY, 0o600)
+        fd = os.open(".", os.O_TMPFILE | os.O_WRONLY, 0o600, dir_fd=dir_fd)
     except OSError:
         return None
     try:
@@ -70,12 +75,14 @@ SOCKET_GRACE_S = 0.05
 for a few milliseconds: a non-zero count is read again for up to this long before it counts as a trace."""
 
 
-def _sockets_counted() -> bool:
-    try:
-        with open(SOCKSTAT, encoding="ascii") as f:
-            rows = {line.split()[0]: line.split()[1:] for line in f if line.strip()}
-    except OSError:
+def _sockets_counted(fd: int | None) -> bool:
+    if fd is None:
         return False  # no procfs view of the network: nothing to read, and nothing a program reads either
+    try:
+        text = os.pread(fd, 4096, 0).decode("ascii", "replace")
+    except OSError:
+        return False
+    rows = {line.split()[0]: line.split()[1:] for line in text.splitlines() if line.strip()}
     for row, fields in SOCKSTAT_ZERO.items():
         values = dict(zip(rows.get(row, [])[::2], rows.get(row, [])[1::2], strict=False))
         if any(values.get(name, "0") != "0" for name in fields):
@@ -83,32 +90,45 @@ def _sockets_counted() -> bool:
     return False
 
 
-def _sockets_left() -> bool:
+def _sockets_left(fd: int | None) -> bool:
     """Whether any socket (or closing TCP connection) is left in this network namespace (see SOCKSTAT)."""
     deadline = time.monotonic() + SOCKET_GRACE_S
-    while _sockets_counted():
+    while _sockets_counted(fd):
         if time.monotonic() > deadline:
             return True
         time.sleep(0.002)
     return False
 
 
+def _open(path: str, flags: int) -> int | None:
+    try:
+        return os.open(path, flags | os.O_CLOEXEC)
+    except OSError:
+        return None
+
+
 class Traces:
-    """Baselines of the counters, taken when the worker starts and after every check."""
+    """Baselines of the counters, taken when the worker starts and after every check. The scratch directories
+    and the socket counters are opened once (every execution's child closes the descriptors with the worker's
+    others before its program runs), so a check is a few system calls without a path walk."""
 
     def __init__(self, scratch_dirs: tuple[str, ...], workroot: str) -> None:
         root_dev = os.stat(workroot).st_dev
         self._dirs = [d for d in scratch_dirs if os.path.isdir(d)]
         self._own = {d: WORKDIR_INODES if os.stat(d).st_dev == root_dev else 0 for d in self._dirs}
-        self._inodes = {d: _fresh_inode(d) for d in self._dirs}
+        self._fds = {d: _open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW) for d in self._dirs}
+        self._sockstat = _open(SOCKSTAT, os.O_RDONLY)
+        self._inodes = {d: _fresh_inode(self._fds[d]) for d in self._dirs}
         self._ids, self._laws = _learn_sysv()
 
     def unchanged(self) -> bool:
         """True when the execution since the last call left nothing a later one could read (every process of
-        it is dead and its files and IPC objects are removed by now); the baselines move on either way."""
-        clean = not _sockets_left()
+        it is dead and its files and IPC objects are removed by now); the baselines move on either way.
+        True also means no inode was made on any scratch tmpfs but the working directory and its prog.py:
+        the worker then has nothing there to clean (worker.py)."""
+        clean = not _sockets_left(self._sockstat)
         for d in self._dirs:
-            before, now = self._inodes[d], _fresh_inode(d)
+            before, now = self._inodes[d], _fresh_inode(self._fds[d])
             if before is None or now is None or now != before + self._own[d] + 1:
                 clean = False
             self._inodes[d] = now
