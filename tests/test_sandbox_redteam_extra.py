@@ -478,7 +478,16 @@ for bit in range(4):
         a, _ = l.accept()
         a.close(); c.close(); l.close()  # the server side closed first: TIME_WAIT for 60 s
 """,
+    # no new inode for these: a name moved or linked out of the working directory into the scratch /tmp
+    "renamed-source": "import os\nos.rename('prog.py', '/tmp/v{v}')\n",
+    "linked-source": "import os\ntry:\n    os.link('prog.py', '/tmp/v{v}')\nexcept OSError:\n    pass\n",
+    "renamed-workdir": "import os\nos.rename(os.getcwd(), '/tmp/v{v}')\n",
 }
+_NAME_IN_TMP = """
+import os
+names = [n for n in os.listdir('/tmp') if n.startswith('v') and n[1:].isdigit()]
+print(int(names[0][1:]) if names else 0)
+"""
 RECEIVERS = {
     "pid": "import os\nprint(os.getpid())\n",
     "tmpfs-inode": "import os\nprint(os.stat('.').st_ino)\n",
@@ -513,6 +522,9 @@ for bit in range(4):
     s.close()
 print(v)
 """,
+    "renamed-source": _NAME_IN_TMP,
+    "linked-source": _NAME_IN_TMP,
+    "renamed-workdir": _NAME_IN_TMP,
 }
 COUNTERS = ("pid", "tmpfs-inode", "sysv-id")
 """Channels read as a counter: the receiver decodes the difference of its readings around two senders."""
