@@ -165,6 +165,16 @@ CASES = [
         "    print(s.isatty(), type(s.buffer).__name__, type(s.buffer.raw).__name__)",
         "print(sys.__stdout__ is sys.stdout, sys.stdin.newlines)",
     ),
+    case(
+        "stream_buffers",  # the worker builds these streams once, on /dev/null, for every child (worker.py)
+        WA,
+        "",
+        "import sys",
+        "print(sys.stdout.buffer.raw._blksize, [s.seekable() for s in (sys.stdin, sys.stdout, sys.stderr)])",
+        "print(sys.stdin.buffer.tell(), sys.stdout.tell(), sys.stdin.read(3), sys.stdin.tell())",
+        "print(type(sys.stdout.buffer.raw).__name__, sys.stdout.buffer.raw.closefd)",
+        stdin="abcdef\n",
+    ),
     case("crlf_input_kept", AC, "4 '\\r'", "s = input()", "print(len(s), repr(s[-1]))", stdin="abc\r\nd\r\n"),
     case("crlf_readlines", AC, "[5, 3]", "import sys", "print([len(l) for l in sys.stdin])", stdin="abc\r\nd\r\n"),
     case("unicode_io", AC, "✓ olléh 7", "s = input()", "print(s[::-1], len(s))", stdin="héllo ✓\n"),
