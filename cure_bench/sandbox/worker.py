@@ -28,7 +28,6 @@ import io
 import json
 import operator
 import os
-import random
 import resource
 import signal
 import struct
@@ -254,6 +253,10 @@ def _program_stdio() -> tuple[io.TextIOWrapper, io.TextIOWrapper, io.TextIOWrapp
 
 
 _pristine_stdio: tuple[io.TextIOWrapper, io.TextIOWrapper, io.TextIOWrapper] | None = None  # (_startup)
+_program_path: list[str] = []  # a program's sys.path after its own directory: the worker's minus this file's (_startup)
+WORKER_MODULES = ("worker_account", "worker_mounts", "worker_supervise", "worker_traces")
+"""The worker's own modules, bound next to this file: out of sys.modules (and this directory out of sys.path)
+before any program runs, so a program cannot import them as if they were its own."""
 
 
 def _fresh_stdio() -> None:
@@ -305,7 +308,8 @@ def _run_program(workdir: str, compat: tuple[str, ...] = ()) -> int:
     follows CPython's order: join non-daemon threads, run atexit callbacks, flush, collect garbage, clear the
     main module, flush again; an uncaught KeyboardInterrupt ends the process by SIGINT, as python3 does.
     """
-    random.seed()  # a real interpreter seeds from urandom; a fork would otherwise repeat the worker's state
+    # (random's module-level generator is reseeded from urandom in every forked child: random registers that
+    # with os.register_at_fork, so a program's numbers never repeat the worker's or another program's)
     path = os.path.join(workdir, "prog.py")
     main = types.ModuleType("__main__")
     main.__dict__.update(
@@ -322,12 +326,9 @@ def _run_program(workdir: str, compat: tuple[str, ...] = ()) -> int:
 
         main.__dict__.update({name: getattr(typing, name) for name in ("List", "Tuple", "Optional")})
     sys.modules["__main__"] = main
-    for name in ("worker_account", "worker_mounts", "worker_supervise", "worker_traces"):  # the worker's own
-        sys.modules.pop(name, None)
     sys.argv = [path]
     sys.orig_argv = [sys.executable, path]
-    here = os.path.dirname(os.path.abspath(__file__))
-    sys.path[:] = [workdir, *(p for p in sys.path if p != here)]
+    sys.path[:] = [workdir, *_program_path]
     _hide_own_frames()
     interrupted = False
     try:
@@ -444,9 +445,15 @@ def _fresh_scratch_per_execution(cfg: dict) -> bool:
 def _make_workdir(job: dict, cfg: dict, workdir: str) -> None:
     """The execution's working directory with prog.py: made by the child in its own scratch where it mounts one,
     else by the worker before the fork (the child then touches fewer of the pages it shares with the worker)."""
-    os.makedirs(workdir, mode=0o700, exist_ok=True)
-    with open(os.path.join(workdir, "prog.py"), "w", encoding="utf-8", errors="replace") as f:
-        f.write(job["program"])
+    os.makedirs(workdir, mode=0o700, exist_ok=True)  # (the working root too, in a child's fresh scratch)
+    source = job["program"].encode("utf-8", "replace")  # what a text-mode write of it would store
+    fd = os.open(os.path.join(workdir, "prog.py"), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)
+    try:
+        view = memoryview(source)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
     if cfg["uid"] >= 0:
         os.chown(workdir, cfg["uid"], cfg["uid"])
 
@@ -694,6 +701,10 @@ def _startup(cfg: dict) -> tuple[int, int]:
         with contextlib.suppress(ImportError):
             __import__(name)
     _pristine_stdio = _program_stdio()  # (fds 0-2 are /dev/null here: see _program_stdio)
+    here = os.path.dirname(os.path.abspath(__file__))
+    _program_path[:] = [p for p in sys.path if p != here]
+    for name in WORKER_MODULES:  # (the worker holds its modules by reference)
+        sys.modules.pop(name, None)
     gc.collect()
     gc.freeze()  # keep the pre-imported heap out of the children's GC passes: fewer copied pages per fork
     return ipc_in, ipc_out
