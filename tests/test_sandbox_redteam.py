@@ -380,6 +380,8 @@ def test_worker_keeps_only_the_capabilities_it_needs(level: str) -> None:
     allowed = sum(1 << c for c in worker_mounts.WORKER_CAPS)
     if level not in ("bwrap", "unshare"):
         allowed |= 1 << worker_mounts.CAP_SYS_ADMIN  # per-execution namespaces on the host's view
+    else:
+        allowed |= 1 << worker_mounts.CAP_CHECKPOINT_RESTORE  # the pid rewind (worker_traces.PidCursor)
     with start_or_skip(level) as sb:
         result = sb.run([ExecJob(hp.WORKER_CAPABILITIES, "", 5.0)])[0]
     assert result.status is ExecStatus.OK, result

@@ -325,7 +325,10 @@ def test_programs_cannot_stop_trace_or_kill_the_worker(level: str) -> None:
     assert all(v == 1 or (isinstance(v, list) and v[0] == -1 and v[1] in (1, 3)) for v in got.values()), got
 
 
-BOUNDING_SET = "print(int([l for l in open('/proc/self/status') if l.startswith('CapBnd:')][0].split()[1], 16))\n"
+BOUNDING_SET = """
+status = {l.split(':')[0]: l.split()[1] for l in open('/proc/self/status') if l.startswith('Cap')}
+print(int(status['CapBnd'], 16), int(status['CapEff'], 16), int(status['CapPrm'], 16))
+"""
 
 
 @pytest.mark.parametrize("level", CONTAINED)
@@ -337,10 +340,14 @@ def test_programs_inherit_only_the_workers_bounding_set(level: str) -> None:
     allowed = sum(1 << c for c in worker_mounts.WORKER_CAPS)
     if level not in HIDING:
         allowed |= 1 << worker_mounts.CAP_SYS_ADMIN
+    else:
+        allowed |= 1 << worker_mounts.CAP_CHECKPOINT_RESTORE  # the worker's pid rewind
     with start_or_skip(level) as sb:
         result = sb.run([ExecJob(BOUNDING_SET, "", 2.0)])[0]
     assert result.status is ExecStatus.OK, result
-    assert int(result.stdout) & ~allowed == 0, f"{int(result.stdout):x} beyond {allowed:x}"
+    bounding, effective, permitted = map(int, result.stdout.split())
+    assert bounding & ~allowed == 0, f"{bounding:x} beyond {allowed:x}"
+    assert effective == permitted == 0  # the drop to the program's uid clears them; no_new_privs keeps them so
 
 
 # ------------------------------------------------------------------------------- CPU in threads and the kernel
@@ -529,9 +536,9 @@ print(v)
 COUNTERS = ("pid", "tmpfs-inode", "sysv-id")
 """Channels read as a counter: the receiver decodes the difference of its readings around two senders."""
 _REASON = (
-    "the worker's pid namespace lives as long as the worker, so the next pid carries a count from one "
-    "execution to the next (every fork and thread advances it); fix: a pid namespace per execution "
-    '(docs/sandbox.md, "What remains")'
+    "unprivileged, the worker cannot rewind its pid namespace (ns_last_pid needs CAP_CHECKPOINT_RESTORE over it), "
+    "so the next pid carries a count from one execution to the next (every fork and thread advances it); "
+    'docs/sandbox.md, "What remains"'
 )
 
 
@@ -539,7 +546,8 @@ def _channel_cases() -> list[object]:
     cases: list[object] = []
     for level in HIDING:
         for channel in SENDERS:
-            broken = channel == "pid"  # the others retire the worker (worker_traces); lo is down at unshare
+            # the others retire the worker (worker_traces); lo is down at unshare; root workers rewind the pid
+            broken = channel == "pid" and os.geteuid() != 0
             marks = [pytest.mark.xfail(strict=True, reason=_REASON)] if broken else []
             cases.append(pytest.param(level, channel, marks=marks, id=f"{level}-{channel}"))
     return cases
@@ -703,3 +711,31 @@ def test_a_worker_whose_cleanup_leaves_something_retires(tmp_path: Path, monkeyp
     monkeypatch.setattr(worker.mounts, "remove_tree", lambda path: False)
     worker._clean_up(str(workdir), {"own_view": False, "uid": -1})
     assert worker._retire is True
+
+
+THREADS_AND_FORKS = """
+import os, threading
+for _ in range(7):
+    threading.Thread(target=lambda: None).start()
+pid = os.fork()
+if pid == 0:
+    os._exit(0)
+os.waitpid(pid, 0)
+print(os.getpid(), pid)
+"""
+
+
+@pytest.mark.parametrize("level", HIDING)
+def test_every_execution_starts_at_the_same_pid(level: str) -> None:
+    """Root workers rewind their pid namespace before each fork (worker_traces.PidCursor): a program's pid, and
+    those of the processes it starts, do not depend on how many threads or processes earlier programs made."""
+    from cure_bench.sandbox.worker_traces import FIRST_PID
+
+    if os.geteuid() != 0:
+        pytest.skip("only a root worker holds CAP_CHECKPOINT_RESTORE over its pid namespace")
+    with start_or_skip(level) as sb:
+        runs = run_one_worker(sb, [THREADS_AND_FORKS, "import os\nprint(os.getpid())", THREADS_AND_FORKS])
+    assert [r.status for r in runs] == [ExecStatus.OK] * 3, runs
+    first, plain, again = (r.stdout.split() for r in runs)
+    assert first == again and plain == [str(FIRST_PID)]
+    assert first[0] == str(FIRST_PID) and int(first[1]) == FIRST_PID + 8  # seven threads, then the fork

@@ -24,14 +24,16 @@ from cure_bench.errors import SandboxError
 from cure_bench.paths import cache_dir
 from cure_bench.types import ExecJob, ExecResult, ExecStatus
 
-ENGINE_VERSION = "4"
+ENGINE_VERSION = "5"
 """Bump when a change to the worker can change any result: old cache entries then stop matching.
 2: CPU and memory of every process of an execution charged (cgroups), allow-list filesystem view.
 3: programs compiled without the worker's __future__ flags; python3's stdio (no universal newlines), signals,
    __main__ globals, shutdown order (__del__ at exit) and exit statuses (docs/sandbox.md, "Judge semantics").
 4: an execution's memory peak counts from its slot's usage at its start (an earlier program's page cache made
    later failing programs memory_limit), and a failed run within max(5%, 32 MB) of the limit is memory_limit;
-   a worker whose cleanup leaves anything retires (was sandbox_error)."""
+   a worker whose cleanup leaves anything retires (was sandbox_error).
+5: every execution's first process has the same pid at bwrap/unshare as root (the pid namespace rewound before
+   each fork), so what a program prints of its pids no longer depends on earlier programs."""
 
 
 def default_cache_dir() -> Path:

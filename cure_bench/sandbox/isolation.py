@@ -121,9 +121,37 @@ def drops_uid(level: str) -> bool:
     return level != "none" and hasattr(os, "geteuid") and os.geteuid() == 0
 
 
-BWRAP_CAPS = ("CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP")
+BWRAP_CAPS = (
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FOWNER",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_SYS_ADMIN",
+)
 """CAP_SETPCAP only so that the worker can empty its bounding set at start (PR_CAPBSET_DROP needs it; without it the
-bounding set of the worker and of every program stayed full); the worker's capset then drops it too."""
+bounding set of the worker and of every program stayed full); CAP_SYS_ADMIN only to mount a private procfs at start
+and open its ns_last_pid (worker_mounts.open_pid_cursor); the worker's capset drops both before any program runs.
+CAP_CHECKPOINT_RESTORE (added where this bubblewrap knows its name, see _bwrap_knows) the worker keeps to rewind
+its pid namespace before every execution (worker_traces.PidCursor); without it that channel stays open."""
+PID_REWIND_CAP = "CAP_CHECKPOINT_RESTORE"
+
+
+@functools.lru_cache(maxsize=8)
+def _bwrap_knows(cap: str) -> bool:
+    """Whether bubblewrap (as root) accepts ``--cap-add cap``: older libcap builds do not know the newer names,
+    and an unknown one would stop every worker from starting."""
+    try:
+        done = subprocess.run(
+            ["bwrap", "--ro-bind", "/", "/", "--cap-drop", "ALL", "--cap-add", cap, "true"],
+            capture_output=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
 
 
 @functools.lru_cache(maxsize=1)
@@ -152,7 +180,7 @@ def _bwrap_args(ops: Sequence[view.MountOp]) -> list[str]:
             args.append("--disable-userns")  # and programs may not make further ones (seccomp denies it too)
     else:  # root: bubblewrap would keep every capability; the worker needs these only (worker_mounts.py)
         args += ["--cap-drop", "ALL"]
-        for cap in BWRAP_CAPS:
+        for cap in BWRAP_CAPS + ((PID_REWIND_CAP,) if _bwrap_knows(PID_REWIND_CAP) else ()):
             args += ["--cap-add", cap]
     args += view.bwrap_args(ops)
     args += ["--remount-ro", "/", "--chdir", "/tmp", "--clearenv"]

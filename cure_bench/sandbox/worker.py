@@ -118,6 +118,7 @@ _uid = -1  # the executions' uid, for the SIGTERM handler
 _acct = account.Accounting(None, 0)  # this slot's counters (set up in _startup)
 _retire = False  # cleanup left something behind: exit after the reply (see _clean_up)
 _traces: Any = None  # where the worker has its own view: what executions could pass on (worker_traces)
+_pids: Any = None  # where the worker may rewind its pid namespace: worker_traces.PidCursor
 _kept: frozenset[str] = frozenset()  # mount points inside the scratch dirs (a venv under /tmp): never cleaned
 
 
@@ -561,6 +562,8 @@ def execute(job: dict, stdin: bytearray, cfg: dict) -> tuple[dict, bytearray, by
     limits = _limits(job, cfg)
     global _current_child
     _acct.begin(int(job["memory_limit_mb"]) * 2**20)
+    if _pids is not None:
+        _rewind_pids()
     t0 = time.monotonic()
     pid = os.fork()
     if pid == 0:
@@ -602,6 +605,16 @@ def execute(job: dict, stdin: bytearray, cfg: dict) -> tuple[dict, bytearray, by
         "peak_memory_mb": peak_mb,
     }
     return report, out, err
+
+
+def _rewind_pids() -> None:
+    """The execution's first process gets worker_traces.FIRST_PID. Should the rewind ever fail, this execution
+    may see a pid an earlier one advanced: the worker retires after it."""
+    global _retire
+    try:
+        _pids.rewind()
+    except OSError:
+        _retire = True
 
 
 def _clean_up(workdir: str, cfg: dict) -> None:
@@ -664,7 +677,7 @@ def _startup(cfg: dict) -> tuple[int, int]:
     os.dup2(null, 0)
     os.dup2(null, 1)
     os.close(null)
-    global _uid, _acct, _status_fds, _traces, _kept, _pristine_stdio
+    global _uid, _acct, _status_fds, _traces, _kept, _pristine_stdio, _pids
     _uid = cfg["uid"]
     _status_fds = os.pipe()
     os.set_blocking(_status_fds[0], False)
@@ -689,12 +702,16 @@ def _startup(cfg: dict) -> tuple[int, int]:
         site.addsitedir(cfg["site"])
     if not os.path.isdir(cfg["workroot"]):
         os.makedirs(cfg["workroot"], mode=0o711)
+    own_namespaces = bool(cfg.get("own_view")) and not sup.portable
+    pid_fd = mounts.open_pid_cursor(cfg["workroot"]) if own_namespaces and os.geteuid() == 0 else None
     if not sup.portable:  # the worker never needs them either; every program forked from here inherits it
         sup.prctl(sup.PR_SET_NO_NEW_PRIVS, 1)
         mounts.deny_syscalls()
         # per-execution namespaces where the worker shares the host's view need CAP_SYS_ADMIN (rlimits, none)
-        mounts.drop_capabilities(mounts.WORKER_CAPS + (() if cfg.get("own_view") else (mounts.CAP_SYS_ADMIN,)))
-    if cfg.get("own_view") and not sup.portable:
+        keep = mounts.WORKER_CAPS + (() if cfg.get("own_view") else (mounts.CAP_SYS_ADMIN,))
+        mounts.drop_capabilities(keep + ((mounts.CAP_CHECKPOINT_RESTORE,) if pid_fd is not None else ()))
+    if own_namespaces:
+        _pids = traces.PidCursor.checked(pid_fd)
         _kept = mounts.mounts_below(SCRATCH_DIRS)
         _traces = traces.Traces(SCRATCH_DIRS, cfg["workroot"])
     for name in PRELOAD:

@@ -311,6 +311,37 @@ def remove_tree(path: str) -> bool:
     return emptied and not os.path.lexists(path)
 
 
+NS_LAST_PID = "sys/kernel/ns_last_pid"
+
+
+def open_pid_cursor(scratch: str) -> int | None:
+    """A descriptor for writing this pid namespace's last pid (the worker's own namespace at bwrap and unshare),
+    or None where it cannot be had. At unshare the view's /proc is the namespace's own, writable one; bubblewrap
+    covers /proc/sys read-only, so the worker (still holding CAP_SYS_ADMIN at start) mounts a private procfs of
+    its namespace in a fresh directory of its scratch, opens the file and detaches the mount again before any
+    program runs. The write itself needs CAP_CHECKPOINT_RESTORE, which the worker then keeps (worker.py)."""
+    with contextlib.suppress(OSError):
+        return os.open(f"/proc/{NS_LAST_PID}", os.O_WRONLY | os.O_CLOEXEC)
+    private = os.path.join(scratch, f".cure-proc-{os.urandom(6).hex()}")
+    try:
+        os.mkdir(private, 0o700)
+    except OSError:
+        return None
+    try:
+        mount("proc", private, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    except OSError:
+        os.rmdir(private)
+        return None
+    try:
+        return os.open(f"{private}/{NS_LAST_PID}", os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    finally:
+        _libc.umount2(private.encode(), MNT_DETACH)
+        with contextlib.suppress(OSError):
+            os.rmdir(private)
+
+
 # ------------------------------------------------------------------------------------------------ seccomp
 
 PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
@@ -376,6 +407,8 @@ def deny_syscalls() -> bool:
 # ----------------------------------------------------------------------------------------------- capabilities
 
 CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_KILL, CAP_SETGID, CAP_SETUID, CAP_SYS_ADMIN = 0, 1, 3, 5, 6, 7, 21
+CAP_CHECKPOINT_RESTORE = 40
+"""Kept only with a pid cursor (``open_pid_cursor``): writing ns_last_pid needs it (Linux >= 5.9)."""
 WORKER_CAPS = (CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_KILL, CAP_SETGID, CAP_SETUID)
 """What the worker needs: make and remove executions' files, signal their processes, drop to their uid."""
 PR_CAPBSET_DROP, _CAP_VERSION_3 = 24, 0x20080522

@@ -12,8 +12,9 @@ itself made since the last check is expected; anything more means a program wrot
 worker retires (worker.py), so the next execution meets fresh namespaces and tmpfs. The check costs a few
 system calls per execution; a program that creates files or IPC objects costs a worker restart.
 
-Not closed here: the next pid of the worker's pid namespace (every fork and thread advances it, so
-retiring on it would restart the worker for every threaded program); see docs/sandbox.md.
+The next pid of the worker's pid namespace is a counter too (every fork and thread advances it), but retiring
+on it would restart the worker for every threaded program: ``PidCursor`` instead rewinds it before every
+execution, so that each one's first process gets the same pid whatever earlier ones did.
 """
 
 from __future__ import annotations
@@ -137,6 +138,43 @@ class Traces:
             clean = False  # (also once per wrap of the kernel's seq counter: a harmless restart)
         self._ids = ids
         return clean
+
+
+FIRST_PID = 1000
+"""The pid every execution's first process gets where the worker can rewind its pid namespace (PidCursor)."""
+
+
+class PidCursor:
+    """ns_last_pid of the worker's pid namespace, set to FIRST_PID - 1 right before every execution's fork: the
+    program's own pid, and those of the processes it starts, then depend on nothing an earlier execution did
+    (they all are dead and reaped by then, so FIRST_PID is free)."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._value = str(FIRST_PID - 1).encode()
+
+    def rewind(self) -> None:
+        os.pwrite(self._fd, self._value, 0)
+
+    @classmethod
+    def checked(cls, fd: int | None) -> PidCursor | None:
+        """The cursor if a rewind really gives the next child FIRST_PID (after the worker's capabilities are
+        dropped, which is when it matters); None otherwise, with ``fd`` closed."""
+        if fd is None:
+            return None
+        cursor = cls(fd)
+        try:
+            cursor.rewind()
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0)
+            os.waitpid(pid, 0)
+        except OSError:
+            pid = -1
+        if pid != FIRST_PID:
+            os.close(fd)
+            return None
+        return cursor
 
 
 def _learn_sysv() -> tuple[tuple[int, int, int], tuple[tuple[int, int], ...]]:
