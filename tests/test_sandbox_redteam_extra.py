@@ -739,3 +739,24 @@ def test_every_execution_starts_at_the_same_pid(level: str) -> None:
     first, plain, again = (r.stdout.split() for r in runs)
     assert first == again and plain == [str(FIRST_PID)]
     assert first[0] == str(FIRST_PID) and int(first[1]) == FIRST_PID + 8  # seven threads, then the fork
+
+
+MAKES_A_QUEUE = """
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mq_open.restype = ctypes.c_int
+print(libc.mq_open(b'/cure-left', os.O_RDWR | os.O_CREAT, 0o600, None) >= 0, os.listdir('/dev/mqueue'))
+"""
+LOOKS_FOR_QUEUES = "import os\nprint(os.listdir('/dev/mqueue'))\n"
+
+
+@pytest.mark.parametrize("level", HIDING)
+def test_a_posix_queue_is_removed_before_the_next_execution_on_the_same_worker(level: str) -> None:
+    """A queue leaves no trace the worker retires on (worker_traces), so the worker itself must remove it; it
+    looks only when the mqueue directory's size says a queue is there (worker_mounts.QueueDir)."""
+    with start_or_skip(level) as sb:
+        first = sb.worker_pids()
+        made, looked, again = run_one_worker(sb, [MAKES_A_QUEUE, LOOKS_FOR_QUEUES, LOOKS_FOR_QUEUES])
+        assert sb.worker_pids() == first  # no retirement: the removal did it
+    assert made.stdout.strip().split(None, 1) == ["True", "['cure-left']"], made
+    assert looked.stdout.strip() == again.stdout.strip() == "[]", (looked, again)

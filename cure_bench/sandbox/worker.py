@@ -119,6 +119,7 @@ _acct = account.Accounting(None, 0)  # this slot's counters (set up in _startup)
 _retire = False  # cleanup left something behind: exit after the reply (see _clean_up)
 _traces: Any = None  # where the worker has its own view: what executions could pass on (worker_traces)
 _pids: Any = None  # where the worker may rewind its pid namespace: worker_traces.PidCursor
+_queues = mounts.QueueDir(None)  # where the worker has its own IPC namespace: its POSIX queues (_startup)
 _kept: frozenset[str] = frozenset()  # mount points inside the scratch dirs (a venv under /tmp): never cleaned
 
 
@@ -178,7 +179,20 @@ def send(fd: int, msg: dict, out: bytes | bytearray = b"", err: bytes | bytearra
 
 def _limits(job: dict, cfg: dict) -> list[tuple[int, int, int]]:
     """(resource, soft, hard) for the execution's rlimits, worked out by the worker before the fork (the child
-    only calls setrlimit: fewer shared pages touched after the fork). The child inherits these hard limits."""
+    only calls setrlimit: fewer shared pages touched after the fork). The child inherits these hard limits, which
+    never change in the worker: the plan is kept per (time limit, memory limit)."""
+    key = (job["time_limit_s"], job["memory_limit_mb"])
+    if key not in _limit_plans:
+        if len(_limit_plans) >= 64:
+            _limit_plans.clear()
+        _limit_plans[key] = _plan_limits(job, cfg)
+    return _limit_plans[key]
+
+
+_limit_plans: dict[tuple[Any, Any], list[tuple[int, int, int]]] = {}
+
+
+def _plan_limits(job: dict, cfg: dict) -> list[tuple[int, int, int]]:
     mem = int(job["memory_limit_mb"]) * 2**20
     cpu = sup.cpu_backstop(float(job["time_limit_s"]))
     limits = {
@@ -627,7 +641,7 @@ def _clean_up(workdir: str, cfg: dict) -> None:
         pristine = _remove_untouched(workdir)
         clean = pristine or mounts.remove_tree(workdir)
         if cfg.get("own_view"):
-            mounts.clean_mqueue()
+            _queues.clean()
             quiet = _traces is not None and _traces.unchanged()  # (it sees any SysV object made since the last check)
             if not (quiet and pristine):  # else no inode was made, none moved out of the working directory
                 clean = mounts.clean_scratch(SCRATCH_DIRS, _kept) and clean
@@ -677,7 +691,7 @@ def _startup(cfg: dict) -> tuple[int, int]:
     os.dup2(null, 0)
     os.dup2(null, 1)
     os.close(null)
-    global _uid, _acct, _status_fds, _traces, _kept, _pristine_stdio, _pids
+    global _uid, _acct, _status_fds, _traces, _kept, _pristine_stdio, _pids, _queues
     _uid = cfg["uid"]
     _status_fds = os.pipe()
     os.set_blocking(_status_fds[0], False)
@@ -712,6 +726,8 @@ def _startup(cfg: dict) -> tuple[int, int]:
         mounts.drop_capabilities(keep + ((mounts.CAP_CHECKPOINT_RESTORE,) if pid_fd is not None else ()))
     if own_namespaces:
         _pids = traces.PidCursor.checked(pid_fd)
+    if cfg.get("own_view"):
+        _queues = mounts.QueueDir("/dev/mqueue")
         _kept = mounts.mounts_below(SCRATCH_DIRS)
         _traces = traces.Traces(SCRATCH_DIRS, cfg["workroot"])
     for name in PRELOAD:

@@ -13,6 +13,10 @@ import contextlib
 import os
 
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+OOM_MARGIN_BYTES = 16 * 2**20
+"""A memory cgroup's OOM kill follows a charge that would pass its limit; one charge is at most a huge page
+(2 MiB) or a batch, so an execution whose peak stayed this far below the limit had none (``end`` then skips
+reading the OOM counter)."""
 
 
 class _Files:
@@ -171,14 +175,16 @@ class Accounting:
         if "memory" not in self.fds:
             return cpu, None, False
         v1 = self.kinds["memory"] == "v1"
-        peak = None
+        peak, used = None, None
         with contextlib.suppress(OSError, ValueError):
-            used = (
+            used = int(
                 self.files.read("memory", "memory.max_usage_in_bytes")
                 if v1
                 else self.files.read("memory", "memory.peak", os.O_RDWR)
             )
-            peak = max(0, int(used) - self._base) / 2**20
+            peak = max(0, used - self._base) / 2**20
+        if used is not None and self._limit > 0 and used < self._limit - OOM_MARGIN_BYTES:
+            return cpu, peak, False  # the kernel kills for memory only at the limit: the counter has not moved
         oom = self._oom_count()
         hit, self.oom0 = oom > self.oom0, oom
         return cpu, peak, hit

@@ -191,6 +191,30 @@ def clean_mqueue(mqueue_dir: str = "/dev/mqueue") -> None:
             os.unlink(os.path.join(mqueue_dir, name))
 
 
+class QueueDir:
+    """The IPC namespace's mqueue directory, kept open: its size grows by one entry per queue (the mqueue
+    filesystem counts each in the directory's i_size), so one fstat tells whether there is anything to remove,
+    and the listing and unlinking (``clean_mqueue``) run only then."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.fd: int | None = None
+        self.empty = -1
+        if path is not None:
+            with contextlib.suppress(OSError):
+                self.fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                self.empty = os.fstat(self.fd).st_size if not os.listdir(path) else -1
+
+    def clean(self) -> None:
+        if self.path is None:
+            return
+        if self.fd is not None and self.empty >= 0:
+            with contextlib.suppress(OSError):
+                if os.fstat(self.fd).st_size == self.empty:
+                    return
+        clean_mqueue(self.path)
+
+
 def mounts_below(dirs: tuple[str, ...], mountinfo: str = "/proc/self/mountinfo") -> frozenset[str]:
     """Mount points strictly below ``dirs``: the view binds a venv that lives under /tmp at its own path inside
     the scratch /tmp, and cleaning must leave that path (and the directories leading to it) alone."""
