@@ -171,7 +171,7 @@ CASES = [
         "",
         "import sys",
         "print(sys.stdout.buffer.raw._blksize, [s.seekable() for s in (sys.stdin, sys.stdout, sys.stderr)])",
-        "print(sys.stdin.buffer.tell(), sys.stdout.tell(), sys.stdin.read(3), sys.stdin.tell())",
+        "print(sys.stdin.buffer.tell(), sys.stdout.tell(), sys.stderr.tell(), sys.stdin.read(3), sys.stdin.tell())",
         "print(type(sys.stdout.buffer.raw).__name__, sys.stdout.buffer.raw.closefd)",
         stdin="abcdef\n",
     ),

@@ -733,7 +733,13 @@ def _startup(cfg: dict) -> tuple[int, int]:
     for name in PRELOAD:
         with contextlib.suppress(ImportError):
             __import__(name)
-    _pristine_stdio = _program_stdio()  # (fds 0-2 are /dev/null here: see _program_stdio)
+    saved_err = os.dup(2)  # the log: its offset is not a child's (a fresh memory file at 0)
+    os.dup2(0, 2)  # so the streams are built on /dev/null, as all three of a child's read: see _program_stdio
+    try:
+        _pristine_stdio = _program_stdio()
+    finally:
+        os.dup2(saved_err, 2)
+        os.close(saved_err)
     here = os.path.dirname(os.path.abspath(__file__))
     _program_path[:] = [p for p in sys.path if p != here]
     for name in WORKER_MODULES:  # (the worker holds its modules by reference)
