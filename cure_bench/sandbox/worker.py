@@ -647,7 +647,8 @@ def _clean_up(workdir: str, cfg: dict) -> None:
                 clean = mounts.clean_scratch(SCRATCH_DIRS, _kept) and clean
             if not quiet:
                 mounts.clean_sysv(cfg["uid"])
-                clean = clean and _traces is None
+                if _traces is not None:
+                    clean = False  # a trace of this execution: the worker retires
     except Exception:
         clean = False
     if not clean:
